@@ -1,0 +1,181 @@
+"""CODEPipeline: a diffusers pipeline that restores batches of images with CODE or SDEdit.
+
+    pipe = CODEPipeline.from_pretrained("code-prior-s")        # or a folder, or a hub id
+    results = pipe(batch, seeds=[0], config=RestoreConfig())     # batch: (B, 3, H, W) in [-1, 1]
+
+It owns the device, the dtype, the size policy (pad or resize) and the count
+of network calls; the numerics are the pure functions in code_cli.method.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from diffusers import DiffusionPipeline
+
+from code_cli import method as M
+from code_cli import models
+from code_cli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from code_cli.presets import RestoreConfig
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    image: torch.Tensor  # (3, H, W) float32 on CPU, in [-1, 1]
+    nfe: int  # network calls spent on this image
+    seed: int
+    seconds: float  # this image's share of its batch's wall time
+    finite: bool  # False if the model produced NaN or Inf
+    info: dict = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available here")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("--device mps: no MPS device is available here")
+    return torch.device(name)
+
+
+class CODEPipeline(DiffusionPipeline):
+    """Any module whose forward(x, t) returns an object with `.sample` can be the unet."""
+
+    def __init__(self, unet: torch.nn.Module, scheduler: Any):
+        super().__init__()
+        self.register_modules(unet=unet, scheduler=scheduler)
+        self.model_info: models.ModelInfo | None = None
+
+    @classmethod
+    def from_pretrained(cls, spec: str = models.DEFAULT_MODEL, **_: Any) -> CODEPipeline:
+        """Embedded name, local diffusers folder or hub id; see code_cli.models."""
+        unet, scheduler, info = models.load(spec)
+        pipe = cls(unet=unet, scheduler=scheduler)
+        pipe.model_info = info
+        return pipe
+
+    # -- sizes ---------------------------------------------------------------------------------
+
+    def _fully_convolutional(self) -> bool:
+        cfg = getattr(self.unet, "config", None)
+        blocks = tuple(getattr(cfg, "down_block_types", ())) + tuple(getattr(cfg, "up_block_types", ()))
+        return not any("Attn" in b for b in blocks)
+
+    def _multiple(self) -> int:
+        cfg = getattr(self.unet, "config", None)
+        return 2 ** (len(getattr(cfg, "block_out_channels", (0,))) - 1)
+
+    def size_mode(self, policy: str) -> str:
+        """'native' runs at the image's own size (padded); 'resize' at the model's sample_size."""
+        if policy == "auto":
+            return "native" if self._fully_convolutional() else "resize"
+        return policy
+
+    def _to_model_size(self, x: torch.Tensor, mode: str) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+        H, W = x.shape[-2:]
+        if mode == "resize":
+            s = self.unet.config.sample_size
+            s = (s, s) if isinstance(s, int) else tuple(s)
+            big = F.interpolate(x, size=s, mode="bicubic", antialias=True, align_corners=False)
+            return big, lambda y: F.interpolate(y, size=(H, W), mode="bicubic", antialias=True, align_corners=False)
+        m = self._multiple()
+        ph, pw = (-H) % m, (-W) % m
+        if ph == 0 and pw == 0:
+            return x, lambda y: y
+        # Reflection keeps the border statistics natural; tiny images cannot reflect that far.
+        pad_mode = "reflect" if ph < H and pw < W else "replicate"
+        return F.pad(x, (0, pw, 0, ph), mode=pad_mode), lambda y: y[..., :H, :W]
+
+    # -- the network ---------------------------------------------------------------------------
+
+    def eps_model(self, dtype: torch.dtype) -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], list[int]]:
+        """eps = model(x, t) in float32, whatever the model predicts; plus a live call counter."""
+        prediction = self.scheduler.config.get("prediction_type", "epsilon")
+        abar_all = self.scheduler.alphas_cumprod
+        calls = [0]
+
+        def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            calls[0] += 1
+            out = self.unet(x.to(dtype), t).sample.float()
+            if prediction == "epsilon":
+                return out
+            a = abar_all.to(x.device)[t].float().view(-1, 1, 1, 1)
+            if prediction == "v_prediction":
+                return a.sqrt() * out + (1 - a).sqrt() * x
+            return (x - a.sqrt() * out) / (1 - a).sqrt()  # "sample": the network predicts x0
+
+        return eps, calls
+
+    # -- restoring -----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image: torch.Tensor,
+        *,
+        seeds: Sequence[int],
+        config: RestoreConfig,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[RestoreResult]:
+        """Restore a batch of same-size images (B, 3, H, W) in [-1, 1]; one seed per image."""
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise ValueError(f"expected a (B, 3, H, W) batch, got {tuple(image.shape)}")
+        if len(seeds) != len(image):
+            raise ValueError(f"need one seed per image: {len(seeds)} for {len(image)}")
+        device = resolve_device(config.device)
+        dtype = DTYPES[config.dtype]
+        p = next(self.unet.parameters(), None)
+        if p is not None and (p.device != device or p.dtype != dtype):
+            self.unet.to(device=device, dtype=dtype)
+        start = time.perf_counter()
+        x, back = self._to_model_size(image.to(device, torch.float32), self.size_mode(config.size_policy))
+        # CPU generators: the same seed gives the same noise on every device.
+        generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        levels = M.make_levels(self.scheduler.alphas_cumprod, config.steps)
+        threshold = M.make_threshold(config.quantile, config.max_threshold) if config.thresholding else M.no_threshold
+        eps, calls = self.eps_model(dtype)
+        if config.method == "sdedit":
+            out = M.sdedit(eps, x, levels, M.SDEditParams(depth=config.depth), threshold, generators, progress)
+        else:
+            out = M.code_restore(eps, x, levels, code_params(config), threshold, generators, progress)
+        assert calls[0] == out.nfe, "the method's count of network calls disagrees with the real count"
+        y = back(out.x).clamp(-1, 1).float().cpu()
+        finite = torch.isfinite(out.x.flatten(1)).all(1).cpu()
+        seconds = (time.perf_counter() - start) / len(image)
+        info = {**out.info, "device": str(device), "dtype": config.dtype, "size_mode": self.size_mode(config.size_policy)}
+        return [
+            RestoreResult(image=y[i], nfe=calls[0], seed=int(seeds[i]), seconds=seconds, finite=bool(finite[i]), info=info)
+            for i in range(len(image))
+        ]
+
+
+def code_params(config: RestoreConfig) -> M.CODEParams:
+    shared = dict(steps=config.langevin_steps, stages=config.annealing_stages, factor=config.annealing_factor)
+    corrections = [M.Correction(depth=config.depth, epsilon=config.epsilon, **shared)]
+    corrections += [M.Correction(depth=d, epsilon=e, **shared) for d, e in config.extra_corrections]
+    return M.CODEParams(
+        corrections=tuple(corrections), jitter=config.jitter, cbc=config.cbc,
+        cbc_everywhere=config.cbc_everywhere, eta=config.eta,
+    )
+
+
+def image_seed(seed: int, rel_path: str, sample: int = 0) -> int:
+    """Per-image seed from the run seed and the image's relative path: independent of
+    batch, order and process count."""
+    h = hashlib.sha256(f"{seed}\0{rel_path}\0{sample}".encode("utf-8", "surrogateescape")).digest()
+    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)

@@ -1,0 +1,237 @@
+"""The restore configuration: schema, YAML presets, and flags over preset over defaults.
+
+A preset is a YAML mapping of RestoreConfig fields plus a `description` and an
+optional `nfe` comment that is checked against the real cost. Unknown keys,
+wrong types and out-of-range values are errors naming the file, the line and
+the key, with the closest valid key suggested for typos.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from code_cli.errors import ConfigError
+
+DEFAULT_PRESET = "default"
+
+
+@dataclass(frozen=True)
+class RestoreConfig:
+    """Every knob of one run; frozen, hashed into the log, written as YAML beside the outputs."""
+
+    model: str = "code-prior-s"
+    method: str = "code"  # code | sdedit
+    steps: int = 100  # N, grid size for encode/decode
+    depth: int = 10  # L, latent level (SDEdit: t0 level)
+    langevin_steps: int = 20  # K
+    epsilon: float = 0.2  # first Langevin step relative to sigma_t^2
+    annealing_stages: int = 4  # A
+    annealing_factor: float = 0.8  # c
+    extra_corrections: tuple[tuple[int, float], ...] = ()  # shallower (depth, epsilon) pairs, K steps each
+    thresholding: bool = True
+    quantile: float = 0.98  # q
+    max_threshold: float = 1.3  # s_max
+    cbc: bool = True
+    cbc_everywhere: bool = False
+    eta: float = 1.7
+    jitter: float = 0.01
+    seed: int = 0
+    samples: int = 1
+    batch_size: int = 1
+    device: str = "auto"  # auto | cpu | cuda | mps
+    dtype: str = "float32"  # float32 | float16 | bfloat16
+    size_policy: str = "auto"  # auto | native | resize
+    tile: int = 0  # 0 = whole image (automatic tiling is not built yet)
+
+    @property
+    def nfe(self) -> int:
+        """Network calls per image sample."""
+        if self.method == "sdedit":
+            return self.depth
+        corr = (self.langevin_steps + 1) * (1 + len(self.extra_corrections))
+        return 2 * self.depth + corr
+
+    def hash(self) -> str:
+        """Hash of everything that changes the pixels (not batch size, device choice or sample count)."""
+        d = asdict(self)
+        for k in ("batch_size", "samples"):
+            d.pop(k)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        d = asdict(self)
+        d["extra_corrections"] = [list(p) for p in self.extra_corrections]
+        return yaml.safe_dump(d, sort_keys=False)
+
+
+_FIELDS = {f.name: f for f in fields(RestoreConfig)}
+_CHOICES = {
+    "method": ("code", "sdedit"),
+    "device": ("auto", "cpu", "cuda", "mps"),
+    "dtype": ("float32", "float16", "bfloat16"),
+    "size_policy": ("auto", "native", "resize"),
+}
+_META_KEYS = ("description", "nfe")
+
+
+def _coerce(key: str, value: Any, where: str) -> Any:
+    f = _FIELDS[key]
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    bad = ConfigError(f"{where}: key '{key}' expects {kind}, got {value!r}")
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise bad
+        if key in _CHOICES and value not in _CHOICES[key]:
+            raise ConfigError(f"{where}: key '{key}' must be one of {', '.join(_CHOICES[key])}, got {value!r}")
+        return value
+    # extra_corrections: list of [depth, epsilon]
+    try:
+        return tuple((int(d), float(e)) for d, e in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: key '{key}' expects a list of [depth, epsilon] pairs, got {value!r}") from None
+
+
+def validate(cfg: RestoreConfig, where: str = "config") -> RestoreConfig:
+    """Range checks that need several fields; raises ConfigError naming the key."""
+
+    def need(ok: bool, key: str, what: str) -> None:
+        if not ok:
+            raise ConfigError(f"{where}: key '{key}' {what}, got {getattr(cfg, key)!r}")
+
+    need(1 <= cfg.steps <= 1000, "steps", "must be in [1, 1000]")
+    need(1 <= cfg.depth <= cfg.steps, "depth", f"must be in [1, steps={cfg.steps}]")
+    need(cfg.langevin_steps >= 0, "langevin_steps", "must be >= 0")
+    need(cfg.epsilon >= 0, "epsilon", "must be >= 0")
+    need(cfg.annealing_stages >= 1, "annealing_stages", "must be >= 1")
+    need(0 < cfg.annealing_factor <= 1, "annealing_factor", "must be in (0, 1]")
+    need(0 < cfg.quantile <= 1, "quantile", "must be in (0, 1]")
+    need(cfg.max_threshold >= 1, "max_threshold", "must be >= 1")
+    need(cfg.eta > 0, "eta", "must be > 0")
+    need(cfg.jitter >= 0, "jitter", "must be >= 0")
+    need(cfg.samples >= 1, "samples", "must be >= 1")
+    need(cfg.batch_size >= 1, "batch_size", "must be >= 1")
+    need(cfg.seed >= 0, "seed", "must be >= 0")
+    need(cfg.tile == 0 or cfg.tile >= 32, "tile", "must be 0 (off) or >= 32")
+    prev = cfg.depth
+    for d, e in cfg.extra_corrections:
+        need(0 < d < prev and e >= 0, "extra_corrections", "must list (depth, epsilon) with depths decreasing below depth")
+        prev = d
+    return cfg
+
+
+def preset_dir() -> Path:
+    """presets/ is installed as the package code_cli.presets_data; in a source
+    tree on sys.path (tests, `python -m`) it is the folder beside code_cli/."""
+    try:
+        return Path(str(resources.files("code_cli.presets_data")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "presets"
+
+
+def list_presets() -> dict[str, str]:
+    """name -> description of the shipped presets."""
+    out = {}
+    for p in sorted(preset_dir().glob("*.yaml")):
+        data = yaml.safe_load(p.read_text()) or {}
+        out[p.stem] = str(data.get("description", "")).strip()
+    return out
+
+
+def resolve_preset(spec: str) -> Path:
+    """A preset name or a path to a YAML file."""
+    p = Path(spec)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise ConfigError(f"{spec}: preset file not found")
+        return p
+    path = preset_dir() / f"{spec}.yaml"
+    if not path.is_file():
+        names = ", ".join(list_presets())
+        hint = difflib.get_close_matches(spec, list(list_presets()), n=1)
+        did = f" (did you mean '{hint[0]}'?)" if hint else ""
+        raise ConfigError(f"unknown preset '{spec}'{did}; valid presets: {names}")
+    return path
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that remembers the line of each top-level key."""
+
+
+def _mapping_with_lines(loader: _LineLoader, node: yaml.MappingNode) -> dict:
+    lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    data = loader.construct_mapping(node, deep=True)
+    data["__lines__"] = lines
+    return data
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_with_lines)
+
+
+def load_preset_file(path: Path) -> dict[str, Any]:
+    """The preset's fields, validated one by one; errors name file, line and key."""
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{at}: YAML syntax error: {getattr(e, 'problem', e)}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read preset ({e.__class__.__name__})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a preset must be a mapping of keys to values")
+    lines = raw.pop("__lines__", {})
+    out = {}
+    for key, value in raw.items():
+        where = f"{path}:{lines.get(key, '?')}"
+        if key in _META_KEYS:
+            continue
+        if key not in _FIELDS:
+            hint = difflib.get_close_matches(str(key), list(_FIELDS), n=1)
+            did = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise ConfigError(f"{where}: unknown key '{key}'{did}")
+        out[key] = _coerce(key, value, where)
+    if "nfe" in raw:
+        cfg = replace(RestoreConfig(), **out)
+        if raw["nfe"] != cfg.nfe:
+            raise ConfigError(f"{path}:{lines.get('nfe', '?')}: key 'nfe' says {raw['nfe']} but the preset costs {cfg.nfe}")
+    return out
+
+
+def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> tuple[RestoreConfig, str]:
+    """defaults <- preset <- flags (None means 'not given'). Returns the config and the preset's name."""
+    spec = preset or DEFAULT_PRESET
+    path = resolve_preset(spec)
+    values = load_preset_file(path)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
+    name = path.stem if path.parent == preset_dir() else str(path)
+    return validate(replace(RestoreConfig(), **values), str(path)), name
+
+
+def config_from_yaml_text(text: str) -> RestoreConfig:
+    """Read back what RestoreConfig.to_yaml wrote (round trip)."""
+    data = yaml.safe_load(text)
+    return replace(RestoreConfig(), **{k: _coerce(k, v, "config") for k, v in data.items()})

@@ -1,0 +1,71 @@
+"""run.jsonl: one JSON line per image attempt, appended and flushed as each finishes.
+
+Lines are only ever appended (never rewritten), each in one write() followed
+by fsync, so an interrupted run keeps every finished record and a resumed run
+can read them back to decide what to skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+LOG_NAME = "run.jsonl"
+
+
+@dataclass
+class ImageRecord:
+    input: str
+    output: str | None
+    status: str  # ok | failed | skipped
+    error: str | None = None
+    sample: int = 0
+    seed: int | None = None
+    nfe: int | None = None
+    seconds: float | None = None
+    note: str = ""
+    config_hash: str = ""
+    run_id: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+class RunLog:
+    def __init__(self, out_dir: Path, run_id: str):
+        self.path = out_dir / LOG_NAME
+        self.run_id = run_id
+        self.counts: Counter[str] = Counter()
+        self.failed: list[tuple[str, str]] = []
+
+    def write(self, rec: ImageRecord) -> None:
+        rec.run_id = self.run_id
+        line = json.dumps(asdict(rec), ensure_ascii=False, sort_keys=False) + "\n"
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode("utf-8", "surrogateescape"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.counts[rec.status] += 1
+        if rec.status == "failed":
+            self.failed.append((rec.input, rec.error or ""))
+
+
+def finished_outputs(out_dir: Path) -> dict[str, str]:
+    """output path -> config hash of the last successful record for it."""
+    path = out_dir / LOG_NAME
+    done: dict[str, str] = {}
+    if not path.is_file():
+        return done
+    with path.open(encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by SIGKILL: that image is simply redone
+            if rec.get("status") == "ok" and rec.get("output"):
+                done[rec["output"]] = rec.get("config_hash", "")
+    return done
