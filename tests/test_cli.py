@@ -1,0 +1,209 @@
+"""The command line with CliRunner on small real files and a tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from code_cli.cli import app
+from tests.conftest import write_image
+
+runner = CliRunner()
+FAST = ["--steps", "10", "--depth", "2", "--langevin-steps", "2"]
+
+
+def restore(*args: str):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def records(out):
+    return [json.loads(line) for line in (out / "run.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    d = tmp_path / "in"
+    write_image(d / "a.png", (20, 14))
+    write_image(d / "b.jpg", (17, 9), seed=1)
+    write_image(d / "grey.png", (12, 12), mode="L", seed=2)
+    write_image(d / "rgba.png", (10, 13), mode="RGBA", seed=3)
+    return d
+
+
+def test_restores_a_folder_with_sizes_modes_and_log(inputs, tmp_path, tiny_model):
+    out = tmp_path / "out"
+    before = {p.name: p.read_bytes() for p in inputs.iterdir()}
+    r = restore(inputs, out, "--model", tiny_model, *FAST, "--grid")
+    assert r.exit_code == 0, r.output
+    for name in before:
+        src, dst = Image.open(inputs / name), Image.open(out / name)
+        assert dst.size == src.size
+        assert dst.mode == src.mode
+    alpha_in = Image.open(inputs / "rgba.png").getchannel("A").tobytes()
+    assert Image.open(out / "rgba.png").getchannel("A").tobytes() == alpha_in
+    assert {p.name: p.read_bytes() for p in inputs.iterdir()} == before  # inputs untouched
+    recs = records(out)
+    assert [r["status"] for r in recs] == ["ok"] * 4
+    rec = recs[0]
+    for key in ("input", "output", "status", "error", "seed", "nfe", "seconds", "config_hash"):
+        assert key in rec
+    for key in ("method", "preset", "model", "model_sha256", "steps", "depth", "epsilon", "device", "dtype", "cbc", "eta"):
+        assert key in rec["params"], key
+    assert rec["nfe"] == 2 + 3 + 2
+    assert rec["params"]["preset"] == "default"
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["steps"] == 10 and cfg["depth"] == 2
+    assert (out / "grids" / "a.png").is_file()
+    assert not list(out.rglob("*.part"))
+
+
+def test_same_seed_same_output_alone_or_with_others(inputs, tmp_path, tiny_model):
+    restore(inputs, tmp_path / "all", "--model", tiny_model, *FAST)
+    restore(inputs / "a.png", tmp_path / "one", "--model", tiny_model, *FAST)
+    assert (tmp_path / "all" / "a.png").read_bytes() == (tmp_path / "one" / "a.png").read_bytes()
+    restore(inputs / "a.png", tmp_path / "seed1", "--model", tiny_model, *FAST, "--seed", "1")
+    assert (tmp_path / "seed1" / "a.png").read_bytes() != (tmp_path / "one" / "a.png").read_bytes()
+
+
+def test_batching_does_not_change_results(tmp_path, tiny_model):
+    d = tmp_path / "in"
+    for i in range(3):
+        write_image(d / f"{i}.png", (16, 16), seed=i)
+    restore(d, tmp_path / "b1", "--model", tiny_model, *FAST, "--batch-size", "1")
+    restore(d, tmp_path / "b3", "--model", tiny_model, *FAST, "--batch-size", "3")
+    for i in range(3):
+        a = Image.open(tmp_path / "b1" / f"{i}.png").tobytes()
+        b = Image.open(tmp_path / "b3" / f"{i}.png").tobytes()
+        diff = max(abs(x - y) for x, y in zip(a, b))
+        assert diff <= 1  # batched convolutions may round differently by one level at most
+
+
+def test_sdedit_and_samples(inputs, tmp_path, tiny_model):
+    out = tmp_path / "out"
+    r = restore(inputs / "a.png", out, "--model", tiny_model, "--method", "sdedit", "--steps", "10", "--depth", "3", "--samples", "2")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.glob("*.png")) == ["a_s0.png", "a_s1.png"]
+    recs = records(out)
+    assert [x["nfe"] for x in recs] == [3, 3]
+    assert recs[0]["seed"] != recs[1]["seed"]
+
+
+def test_recursive_mirrors_and_excludes_output_inside_input(tmp_path, tiny_model):
+    d = tmp_path / "in"
+    write_image(d / "top.png")
+    write_image(d / "sub" / "deep.png")
+    out = d / "restored"
+    r = restore(d, out, "--model", tiny_model, *FAST, "--recursive")
+    assert r.exit_code == 0, r.output
+    assert (out / "sub" / "deep.png").is_file() and (out / "top.png").is_file()
+    r = restore(d, out, "--model", tiny_model, *FAST, "--recursive", "--overwrite")
+    assert r.exit_code == 0
+    assert not (out / "restored").exists()  # its own outputs were not scanned as inputs
+
+
+def test_glob_input_and_suffix_and_format(inputs, tmp_path, tiny_model):
+    out = tmp_path / "out"
+    r = restore(str(inputs / "*.png"), out, "--model", tiny_model, *FAST, "--suffix", "_r", "--format", "webp")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.glob("*.webp")) == ["a_r.webp", "grey_r.webp", "rgba_r.webp"]
+
+
+def test_existing_outputs_are_not_overwritten_unless_asked(inputs, tmp_path, tiny_model):
+    out = tmp_path / "out"
+    restore(inputs / "a.png", out, "--model", tiny_model, *FAST)
+    stamp = (out / "a.png").stat().st_mtime_ns
+    r = restore(inputs / "a.png", out, "--model", tiny_model, *FAST)
+    assert r.exit_code == 1
+    assert "exists" in r.output and "--overwrite" in r.output
+    assert (out / "a.png").stat().st_mtime_ns == stamp
+    r = restore(inputs / "a.png", out, "--model", tiny_model, *FAST, "--skip-existing")
+    assert r.exit_code == 0
+    assert records(out)[-1]["status"] == "skipped"
+    # a changed config reprocesses even with --skip-existing
+    r = restore(inputs / "a.png", out, "--model", tiny_model, *FAST[:-1], "3", "--skip-existing")
+    assert r.exit_code == 0
+    assert records(out)[-1]["status"] == "ok"
+
+
+def test_a_bad_image_does_not_stop_the_batch(inputs, tmp_path, tiny_model):
+    (inputs / "empty.png").write_bytes(b"")
+    (inputs / "text.jpg").write_text("not an image")
+    out = tmp_path / "out"
+    r = restore(inputs, out, "--model", tiny_model, *FAST)
+    assert r.exit_code == 1
+    assert "empty.png: empty file (0 bytes)" in r.output
+    assert "text.jpg: not an image" in r.output
+    assert "Traceback" not in r.output
+    recs = {x["input"].rsplit("/", 1)[-1]: x for x in records(out)}
+    assert recs["empty.png"]["status"] == "failed" and recs["a.png"]["status"] == "ok"
+    assert not (out / "empty.png").exists()
+
+
+def test_output_name_collisions_are_refused(tmp_path, tiny_model):
+    d = tmp_path / "in"
+    write_image(d / "x.png")
+    write_image(d / "x.jpg", seed=1)
+    r = restore(d, tmp_path / "out", "--model", tiny_model, *FAST, "--format", "png")
+    assert r.exit_code == 1
+    assert "already the output of" in r.output
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--preset", "nosuch"], "unknown preset 'nosuch'"),
+        (["--depth", "50"], "key 'depth' must be in [1, steps=10]"),
+        (["--epsilon", "-1"], "key 'epsilon' must be >= 0"),
+        (["--quantile", "1.5"], "key 'quantile' must be in (0, 1]"),
+        (["--method", "ddpm"], "key 'method' must be one of code, sdedit"),
+        (["--model", "no/such-model"], "no/such-model: the Hugging Face hub cannot be reached"),
+    ],
+)
+def test_usage_and_config_errors_exit_2_with_one_line(inputs, tmp_path, tiny_model, args, message):
+    base = ["--model", tiny_model, "--steps", "10"]
+    r = restore(inputs, tmp_path / "out", *base, *args)
+    assert r.exit_code == 2
+    assert message in r.output
+    assert "Traceback" not in r.output
+
+
+def test_preset_yaml_errors_name_file_line_and_key(inputs, tmp_path, tiny_model):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps: 10\ndepht: 3\n")
+    r = restore(inputs, tmp_path / "out", "--preset", bad)
+    assert r.exit_code == 2
+    assert f"{bad}:2: unknown key 'depht' (did you mean 'depth'?)" in r.output
+    bad.write_text("steps: [1\n")
+    r = restore(inputs, tmp_path / "out", "--preset", bad)
+    assert r.exit_code == 2 and f"{bad}:2: YAML syntax error" in r.output
+    bad.write_text("steps: ten\n")
+    r = restore(inputs, tmp_path / "out", "--preset", bad)
+    assert r.exit_code == 2 and f"{bad}:1: key 'steps' expects int, got 'ten'" in r.output
+
+
+def test_output_equal_to_input_is_refused(inputs, tiny_model):
+    r = restore(inputs, inputs, "--model", tiny_model)
+    assert r.exit_code == 2 and "inputs are never modified" in r.output
+
+
+def test_dry_run_lists_and_writes_nothing(inputs, tmp_path):
+    r = restore(inputs, tmp_path / "out", "--dry-run")
+    assert r.exit_code == 0
+    assert "4 restorations, 41 network calls each, 164 in all" in r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_version_and_list_presets():
+    r = restore("--version")
+    assert r.exit_code == 0 and r.output.startswith("code-restore ")
+    r = restore("--list-presets")
+    assert r.exit_code == 0 and "default" in r.output
+
+
+def test_missing_input_is_a_usage_error(tmp_path):
+    r = restore(tmp_path / "nope", tmp_path / "out")
+    assert r.exit_code == 2 and "no such file, folder or matching glob" in r.output
