@@ -86,7 +86,7 @@ class CODEPipeline(DiffusionPipeline):
             return "native" if self._fully_convolutional() else "resize"
         return policy
 
-    def _to_model_size(self, x: torch.Tensor, mode: str) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    def to_model_size(self, x: torch.Tensor, mode: str) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
         H, W = x.shape[-2:]
         if mode == "resize":
             s = self.unet.config.sample_size
@@ -143,7 +143,7 @@ class CODEPipeline(DiffusionPipeline):
         if p is not None and (p.device != device or p.dtype != dtype):
             self.unet.to(device=device, dtype=dtype)
         start = time.perf_counter()
-        x, back = self._to_model_size(image.to(device, torch.float32), self.size_mode(config.size_policy))
+        x, back = self.to_model_size(image.to(device, torch.float32), self.size_mode(config.size_policy))
         # CPU generators: the same seed gives the same noise on every device.
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         levels = M.make_levels(self.scheduler.alphas_cumprod, config.steps)

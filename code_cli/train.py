@@ -39,6 +39,15 @@ class TrainConfig:
     cap: int = 1024
     scales: tuple[float, ...] = (1.0, 0.7, 0.5, 0.35, 0.25, 0.18)
     seed: int = 0
+    # Share of each batch drawn from t < low_t_max instead of uniformly: the
+    # low-noise levels are where restoration of fine detail happens.
+    low_t_fraction: float = 0.0
+    low_t_max: int = 300
+
+
+# Fields that fix the network's shape; the others may change when a run resumes
+# (e.g. a second phase with more low-noise steps).
+ARCHITECTURE = ("channels", "layers_per_block")
 
 
 def build_unet(cfg: TrainConfig) -> UNet2DModel:
@@ -126,8 +135,10 @@ def train(out: Path, minutes: float, max_steps: int, cfg: TrainConfig, log_every
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=True)
-        if state["config"] != json.loads(json.dumps(asdict(cfg))):
-            raise SystemExit(f"{ckpt}: checkpoint was made with another config; use a new --out")
+        saved = state["config"]
+        if any(saved[k] != list(getattr(cfg, k)) if isinstance(saved[k], list) else saved[k] != getattr(cfg, k) for k in ARCHITECTURE):
+            raise SystemExit(f"{ckpt}: checkpoint has another architecture ({', '.join(ARCHITECTURE)}); use a new --out")
+        phases = state.get("phases", [saved])
         unet.load_state_dict(state["unet"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
@@ -135,6 +146,11 @@ def train(out: Path, minutes: float, max_steps: int, cfg: TrainConfig, log_every
         torch.set_rng_state(state["torch_rng"])
         step, elapsed, loss_avg = state["step"], state["elapsed"], state["loss_avg"]
         print(f"resumed from {ckpt} at step {step} ({elapsed / 60:.1f} min so far)", flush=True)
+    else:
+        phases = []
+    now = json.loads(json.dumps(asdict(cfg)))
+    if not phases or {k: v for k, v in phases[-1].items() if k != "from_step"} != now:
+        phases.append({**now, "from_step": step})
     n_params = sum(p.numel() for p in unet.parameters())
     print(f"model: {n_params / 1e6:.2f} M parameters, channels {cfg.channels}, crop {cfg.crop}, batch {cfg.batch}", flush=True)
     data = CropSampler(cfg)
@@ -149,7 +165,7 @@ def train(out: Path, minutes: float, max_steps: int, cfg: TrainConfig, log_every
                 "unet": unet.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                 "gen": g.get_state(), "torch_rng": torch.get_rng_state(), "step": step,
                 "elapsed": time.monotonic() - t0, "loss_avg": loss_avg,
-                "config": json.loads(json.dumps(asdict(cfg))),
+                "config": now, "phases": phases,
             },
             tmp,
         )
@@ -158,6 +174,9 @@ def train(out: Path, minutes: float, max_steps: int, cfg: TrainConfig, log_every
     while step < max_steps and (time.monotonic() - t0) < minutes * 60:
         x0 = data.batch(g)
         t = torch.randint(0, sched.config.num_train_timesteps, (cfg.batch,), generator=g)
+        n_low = round(cfg.low_t_fraction * cfg.batch)
+        if n_low:
+            t[:n_low] = torch.randint(0, cfg.low_t_max, (n_low,), generator=g)
         noise = torch.randn(x0.shape, generator=g)
         a = abar[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
@@ -194,7 +213,8 @@ def train(out: Path, minutes: float, max_steps: int, cfg: TrainConfig, log_every
 def export(ckpt: Path, dest: Path) -> None:
     """Write the EMA weights as a DDPMPipeline folder (safetensors) plus training facts."""
     state = torch.load(ckpt, weights_only=True)
-    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()})
+    known = {f for f in TrainConfig.__dataclass_fields__}
+    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items() if k in known})
     unet = build_unet(cfg)
     unet.load_state_dict(state["ema"])
     dest.mkdir(parents=True, exist_ok=True)
@@ -202,6 +222,7 @@ def export(ckpt: Path, dest: Path) -> None:
     facts = {
         "steps": state["step"], "minutes": round(state["elapsed"] / 60, 1),
         "final_loss_ema": round(state["loss_avg"], 5), "config": state["config"],
+        "phases": state.get("phases", [state["config"]]),
         "parameters": sum(p.numel() for p in unet.parameters()),
         "photos": [p.name for p in TRAIN_PHOTOS],
     }
@@ -218,12 +239,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=TrainConfig.batch)
     ap.add_argument("--channels", type=int, nargs="+", default=list(TrainConfig.channels))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--low-t-fraction", type=float, default=0.0, help="share of each batch with t < --low-t-max")
+    ap.add_argument("--low-t-max", type=int, default=TrainConfig.low_t_max)
     ap.add_argument("--export", type=Path, help="only export the checkpoint in --out to this folder")
     a = ap.parse_args(argv)
     if a.export:
         export(a.out / "checkpoint.pt", a.export)
         return
-    cfg = TrainConfig(channels=tuple(a.channels), crop=a.crop, batch=a.batch, seed=a.seed)
+    cfg = TrainConfig(channels=tuple(a.channels), crop=a.crop, batch=a.batch, seed=a.seed,
+                      low_t_fraction=a.low_t_fraction, low_t_max=a.low_t_max)
     train(a.out, a.minutes, a.max_steps, cfg)
 
 
