@@ -165,7 +165,7 @@ def run(input: str, output: Path, preset: str | None, flags: dict, fmt: str, suf
         out.print(f"{len(jobs)} restorations, {cfg.nfe} network calls each, {cfg.nfe * len(jobs)} in all (preset {preset_name})")
         return ExitStatus.OK
 
-    from code_cli.pipeline import CODEPipeline, image_seed  # torch is imported only when there is work
+    from code_cli.pipeline import CODEPipeline  # torch is imported only when there is work
 
     pipe = CODEPipeline.from_pretrained(cfg.model)
     try:
@@ -203,11 +203,11 @@ def run(input: str, output: Path, preset: str | None, flags: dict, fmt: str, suf
             for batch, loaded in _batches(todo, cfg.batch_size, log, quiet, base):
                 if stop.requested:
                     break
-                seeds = [image_seed(cfg.seed, j.item.rel.as_posix(), j.sample or 0) for j in batch]
-                x = __import__("torch").stack([im.rgb for im in loaded])
-                results = pipe(x, seeds=seeds, config=cfg, progress=lambda n: bar.advance(step_task, n))
-                for j, im, r in zip(batch, loaded, results):
-                    _finish(log, j, im, r, grid, output, quiet, base, show_bar)
+                for j, im, r in _restore(pipe, batch, loaded, cfg, lambda n: bar.advance(step_task, n)):
+                    if isinstance(r, str):
+                        _fail(log, j.item, j.dest, r, quiet, base)
+                    else:
+                        _finish(log, j, im, r, grid, output, quiet, base, show_bar)
                     bar.advance(img_task, 1)
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -215,6 +215,28 @@ def run(input: str, output: Path, preset: str | None, flags: dict, fmt: str, suf
     if stop.requested:
         return ExitStatus.INTERRUPTED
     return ExitStatus.SOME_FAILED if log.counts["failed"] else ExitStatus.OK
+
+
+def _restore(pipe, batch: list[Job], loaded: list[imageio.LoadedImage], cfg: RestoreConfig, progress):
+    """(job, image, result or error message) per job. A batch that fails (CUDA out of
+    memory, a model error) is retried one image at a time, so one image cannot sink the rest."""
+    import torch
+
+    from code_cli.pipeline import image_seed
+
+    seeds = [image_seed(cfg.seed, j.item.rel.as_posix(), j.sample or 0) for j in batch]
+    try:
+        results = pipe(torch.stack([im.rgb for im in loaded]), seeds=seeds, config=cfg, progress=progress)
+        return list(zip(batch, loaded, results))
+    except (RuntimeError, ValueError) as e:
+        if len(batch) > 1:
+            err.print(f"warning: a batch of {len(batch)} failed ({_first_line(e)}); retrying one image at a time")
+            return [t for j, im in zip(batch, loaded) for t in _restore(pipe, [j], [im], cfg, progress)]
+        return [(batch[0], loaded[0], f"{batch[0].item.path}: restoration failed ({_first_line(e)})")]
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).splitlines() or [e.__class__.__name__])[0][:200]
 
 
 def _progress(show: bool) -> Progress:
@@ -270,6 +292,8 @@ def _fail(log: RunLog, item: imageio.InputItem, dest: Path | None, msg: str, qui
 
 def _summary(log: RunLog, output: Path, quiet: bool) -> None:
     table = Table(box=None, show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
     for status in ("ok", "skipped", "failed"):
         table.add_row(status, str(log.counts[status]))
     table.add_row("log", str(log.path))

@@ -96,7 +96,7 @@ def load(path: Path) -> LoadedImage:
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image PIL can read (unknown format or not an image)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError(f"{path}: declared size is over the decompression-bomb limit") from None
+        raise InputError(f"{path}: declared size is over the pixel limit (decompression bomb?)") from None
     except (OSError, SyntaxError, ValueError) as e:
         reason = str(e).splitlines()[0] if str(e) else e.__class__.__name__
         raise InputError(f"{path}: cannot decode image ({reason})") from None

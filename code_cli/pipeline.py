@@ -94,7 +94,9 @@ class CODEPipeline(DiffusionPipeline):
             big = F.interpolate(x, size=s, mode="bicubic", antialias=True, align_corners=False)
             return big, lambda y: F.interpolate(y, size=(H, W), mode="bicubic", antialias=True, align_corners=False)
         m = self._multiple()
-        ph, pw = (-H) % m, (-W) % m
+        # At least two pixels per side at the coarsest level: GroupNorm needs more than one value.
+        floor = max(2 * m, 16)
+        ph, pw = max((-H) % m, floor - H), max((-W) % m, floor - W)
         if ph == 0 and pw == 0:
             return x, lambda y: y
         # Reflection keeps the border statistics natural; tiny images cannot reflect that far.

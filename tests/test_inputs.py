@@ -1,0 +1,155 @@
+"""Every kind of awkward input: a clear one-line message, the batch goes on, nothing lost."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+from typer.testing import CliRunner
+
+from code_cli import imageio
+from code_cli.cli import app
+from tests.conftest import write_image
+
+runner = CliRunner()
+FAST = ["--steps", "10", "--depth", "2", "--langevin-steps", "1"]
+
+
+def run(inp, out, model, *extra):
+    return runner.invoke(app, [str(inp), str(out), "--model", str(model), *FAST, *map(str, extra)], catch_exceptions=False)
+
+
+def records(out):
+    return {json.loads(l)["input"].rsplit("/", 1)[-1]: json.loads(l) for l in (out / "run.jsonl").read_text(errors="surrogateescape").splitlines()}
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header declares a huge size (a decompression bomb) and holds almost nothing."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
+
+
+def truncated(fmt: str) -> bytes:
+    buf = io.BytesIO()
+    arr = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype("uint8")
+    Image.fromarray(arr).save(buf, format=fmt)
+    return buf.getvalue()[: len(buf.getvalue()) // 2]
+
+
+BAD = {
+    "empty.png": (lambda p: p.write_bytes(b""), "empty file (0 bytes)"),
+    "cut.png": (lambda p: p.write_bytes(truncated("PNG")), "cannot decode image"),
+    "cut.jpg": (lambda p: p.write_bytes(truncated("JPEG")), "cannot decode image"),
+    "text.png": (lambda p: p.write_text("hello, I am text"), "not an image PIL can read"),
+    "bomb.png": (lambda p: p.write_bytes(png_claiming(100_000, 100_000)), "(decompression bomb?)"),
+    "dir.png": (lambda p: p.mkdir(), "is a folder, not an image"),
+    "dangling.png": (lambda p: p.symlink_to(p.parent / "nowhere.png"), "broken symbolic link"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_input_fails_alone_with_one_line(tmp_path, tiny_model, name):
+    d = tmp_path / "in"
+    write_image(d / "good.png")
+    make, message = BAD[name]
+    make(d / name)
+    out = tmp_path / "out"
+    r = run(d, out, tiny_model)
+    assert r.exit_code == 1, r.output
+    lines = [l for l in r.output.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and name in lines[0] and message in lines[0], r.output
+    assert "Traceback" not in r.output
+    recs = records(out)
+    assert recs["good.png"]["status"] == "ok" and (out / "good.png").is_file()
+    assert recs[name]["status"] == "failed" and message in recs[name]["error"]
+    assert not (out / name).exists() or (d / name).is_dir() and not (out / name).is_file()
+    assert not list(out.rglob("*.part"))
+
+
+def test_unreadable_file_is_reported(tmp_path, tiny_model, monkeypatch):
+    d = tmp_path / "in"
+    write_image(d / "good.png")
+    secret = write_image(d / "secret.png", seed=1)
+    secret.chmod(0)
+    if os.geteuid() == 0:  # root reads anything: make the open itself refuse, as it would for a user
+        real_open = Image.open
+
+        def deny(path, *a, **k):
+            if str(path).endswith("secret.png"):
+                raise PermissionError(13, "Permission denied")
+            return real_open(path, *a, **k)
+
+        monkeypatch.setattr(imageio.Image, "open", deny)
+    r = run(d, tmp_path / "out", tiny_model)
+    secret.chmod(0o644)
+    assert r.exit_code == 1
+    assert "secret.png: permission denied" in r.output
+
+
+def test_modes_are_kept(tmp_path, tiny_model):
+    d = tmp_path / "in"
+    write_image(d / "grey.png", mode="L")
+    write_image(d / "greyalpha.png", mode="LA")
+    write_image(d / "rgba.png", mode="RGBA")
+    write_image(d / "pal.png", mode="P")
+    write_image(d / "one.png", size=(1, 1))
+    Image.fromarray((np.arange(16 * 12).reshape(12, 16) * 300).astype(np.uint16)).save(d / "deep.png")
+    Image.fromarray((np.arange(16 * 12).reshape(12, 16) * 300).astype(np.uint16)).save(d / "deep.tif")
+    Image.new("CMYK", (12, 10), (10, 200, 30, 0)).save(d / "cmyk.jpg")
+    out = tmp_path / "out"
+    r = run(d, out, tiny_model)
+    assert r.exit_code == 0, r.output
+    mode = {p.name: Image.open(p).mode for p in out.iterdir() if p.suffix != ".jsonl" and p.suffix != ".yaml"}
+    assert mode["grey.png"] == "L" and mode["greyalpha.png"] == "LA" and mode["rgba.png"] == "RGBA"
+    assert mode["deep.png"] in ("I;16", "I") and mode["deep.tif"] in ("I;16", "I;16B", "I")
+    assert mode["pal.png"] == "RGB" and mode["cmyk.jpg"] == "RGB"  # documented conversions
+    assert Image.open(out / "one.png").size == (1, 1)
+    assert Image.open(out / "greyalpha.png").getchannel("A").tobytes() == Image.open(d / "greyalpha.png").getchannel("A").tobytes()
+
+
+def test_exif_orientation_is_applied_and_icc_is_kept(tmp_path, tiny_model):
+    d = tmp_path / "in"
+    d.mkdir()
+    im = Image.new("RGB", (20, 10), (200, 30, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees to display
+    im.save(d / "rot.jpg", exif=exif.tobytes())
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    im.save(d / "icc.png", icc_profile=icc)
+    out = tmp_path / "out"
+    assert run(d, out, tiny_model).exit_code == 0
+    assert Image.open(out / "rot.jpg").size == (10, 20)  # upright
+    assert Image.open(out / "icc.png").info.get("icc_profile") == icc
+
+
+def test_animated_gif_takes_the_first_frame_and_says_so(tmp_path, tiny_model):
+    d = tmp_path / "in"
+    d.mkdir()
+    frames = [Image.new("RGB", (12, 12), c) for c in ("red", "green", "blue")]
+    frames[0].save(d / "anim.gif", save_all=True, append_images=frames[1:])
+    out = tmp_path / "out"
+    assert run(d, out, tiny_model).exit_code == 0
+    assert (out / "anim.png").is_file()
+    assert records(out)["anim.gif"]["note"] == "first frame of 3"
+
+
+def test_awkward_names(tmp_path, tiny_model):
+    d = tmp_path / "in"
+    write_image(d / "with space.png")
+    write_image(d / "ünïcødé 写真.png", seed=1)
+    raw = os.path.join(os.fsencode(d), b"caf\xe9.png")
+    with open(raw, "wb") as f:
+        f.write((d / "with space.png").read_bytes())
+    out = tmp_path / "out"
+    r = run(d, out, tiny_model)
+    assert r.exit_code == 0, r.output
+    assert (out / "with space.png").is_file() and (out / "ünïcødé 写真.png").is_file()
+    assert os.path.exists(os.path.join(os.fsencode(out), b"caf\xe9.png"))
