@@ -92,6 +92,7 @@ def main(
     samples: Annotated[Optional[int], typer.Option(help="restorations per image")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="images per network batch (same-size images)")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | mps")] = None,
+    tile: Annotated[Optional[int], typer.Option(help="run the network on N x N tiles (0 = automatic for large photos)")] = None,
     format: Annotated[str, typer.Option("--format", help="same | png | jpg | webp | tiff")] = "same",
     suffix: Annotated[str, typer.Option(help="added to each output file name")] = "",
     overwrite: Annotated[bool, typer.Option(help="replace existing outputs")] = False,
@@ -113,6 +114,7 @@ def main(
     flags = dict(
         model=model, method=method, steps=steps, depth=depth, langevin_steps=langevin_steps, epsilon=epsilon,
         cbc=cbc, eta=eta, quantile=quantile, seed=seed, samples=samples, batch_size=batch_size, device=device,
+        tile=tile,
     )
     try:
         status = run(input, output, preset, flags, format, suffix, overwrite, skip_existing, recursive, dry_run, grid, quiet)
@@ -172,6 +174,7 @@ def run(input: str, output: Path, preset: str | None, flags: dict, fmt: str, suf
         output.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"{output}: cannot create the output folder ({e.strerror})") from None
+    imageio.remove_stale_temporaries(output)
     imageio.write_text_atomic(output / "config.yaml", f"# preset: {preset_name}\n" + cfg.to_yaml())
     log = RunLog(output, uuid.uuid4().hex[:12])
     params = {**asdict(cfg), "preset": preset_name, "model_sha256": pipe.model_info.weights_sha256, "nfe_formula": cfg.nfe}

@@ -190,6 +190,14 @@ def _atomic(dest: Path, mode: str):
             os.unlink(tmp)
 
 
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporaries a killed run left (ours only: '.<name>.<random>.part')."""
+    stale = [p for p in folder.rglob(".*.part") if p.is_file()]
+    for p in stale:
+        p.unlink()
+    return stale
+
+
 def save_atomic(im: Image.Image, dest: Path, icc: bytes | None) -> None:
     """Write to a temporary file beside dest, then rename: a crash never leaves half an image."""
     fmt = WRITABLE[dest.suffix.lower().lstrip(".")]

@@ -20,11 +20,16 @@ import torch.nn.functional as F
 from diffusers import DiffusionPipeline
 
 from code_cli import method as M
-from code_cli import models
+from code_cli import models, tiles
 from code_cli.errors import ConfigError
 
 if TYPE_CHECKING:
     from code_cli.presets import RestoreConfig
+
+# Whole images up to this many pixels run in one piece; larger ones in tiles of
+# AUTO_TILE_EDGE. Measured for the embedded prior on CPU (see README, "Large photos").
+AUTO_TILE_PIXELS = 1024 * 1024
+AUTO_TILE_EDGE = 512
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -103,17 +108,33 @@ class CODEPipeline(DiffusionPipeline):
         pad_mode = "reflect" if ph < H and pw < W else "replicate"
         return F.pad(x, (0, pw, 0, ph), mode=pad_mode), lambda y: y[..., :H, :W]
 
+    def tile_size(self, requested: int, size: tuple[int, int], device: torch.device) -> int:
+        """0 (whole image) or the tile edge. requested > 0 is taken as given (rounded to the
+        down-sampling multiple); 0 tiles automatically when the image exceeds the memory budget."""
+        m = self._multiple()
+        if requested > 0:
+            return max(m, requested // m * m) if max(size) > requested else 0
+        if size[0] * size[1] <= AUTO_TILE_PIXELS:
+            return 0
+        return AUTO_TILE_EDGE // m * m
+
     # -- the network ---------------------------------------------------------------------------
 
-    def eps_model(self, dtype: torch.dtype) -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], list[int]]:
-        """eps = model(x, t) in float32, whatever the model predicts; plus a live call counter."""
+    def eps_model(
+        self, dtype: torch.dtype, tile: int = 0
+    ) -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], list[int]]:
+        """eps = model(x, t) in float32, whatever the model predicts; plus a live call counter.
+        With tile > 0 each call runs the network on overlapping tiles (see code_cli.tiles)."""
         prediction = self.scheduler.config.get("prediction_type", "epsilon")
         abar_all = self.scheduler.alphas_cumprod
         calls = [0]
 
         def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             calls[0] += 1
-            out = self.unet(x.to(dtype), t).sample.float()
+            if tile:
+                out = tiles.tiled(lambda xt: self.unet(xt.to(dtype), t).sample.float(), x, tile, tile // 4)
+            else:
+                out = self.unet(x.to(dtype), t).sample.float()
             if prediction == "epsilon":
                 return out
             a = abar_all.to(x.device)[t].float().view(-1, 1, 1, 1)
@@ -149,17 +170,33 @@ class CODEPipeline(DiffusionPipeline):
         # CPU generators: the same seed gives the same noise on every device.
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         levels = M.make_levels(self.scheduler.alphas_cumprod, config.steps)
+        notes: list[str] = []
         threshold = M.make_threshold(config.quantile, config.max_threshold) if config.thresholding else M.no_threshold
-        eps, calls = self.eps_model(dtype)
-        if config.method == "sdedit":
-            out = M.sdedit(eps, x, levels, M.SDEditParams(depth=config.depth), threshold, generators, progress)
-        else:
-            out = M.code_restore(eps, x, levels, code_params(config), threshold, generators, progress)
+        tile = self.tile_size(config.tile, x.shape[-2:], device)
+        while True:
+            eps, calls = self.eps_model(dtype, tile)
+            try:
+                if config.method == "sdedit":
+                    out = M.sdedit(eps, x, levels, M.SDEditParams(depth=config.depth), threshold, generators, progress)
+                else:
+                    out = M.code_restore(eps, x, levels, code_params(config), threshold, generators, progress)
+                break
+            except torch.cuda.OutOfMemoryError:
+                # Retry the same seeds with tiles half the size: same trajectory, less memory.
+                smaller = (tile or max(x.shape[-2:])) // 2 // self._multiple() * self._multiple()
+                if smaller < 64:
+                    raise
+                torch.cuda.empty_cache()
+                notes.append(f"CUDA out of memory at tile {tile or 'off'}; retried with tile {smaller}")
+                tile = smaller
         assert calls[0] == out.nfe, "the method's count of network calls disagrees with the real count"
         y = back(out.x).clamp(-1, 1).float().cpu()
         finite = torch.isfinite(out.x.flatten(1)).all(1).cpu()
         seconds = (time.perf_counter() - start) / len(image)
-        info = {**out.info, "device": str(device), "dtype": config.dtype, "size_mode": self.size_mode(config.size_policy)}
+        info = {**out.info, "device": str(device), "dtype": config.dtype, "size_mode": self.size_mode(config.size_policy),
+                "tile": tile, "tiles_per_call": tiles.count(*x.shape[-2:], tile, tile // 4) if tile else 1}
+        if notes:
+            info["notes"] = notes
         return [
             RestoreResult(image=y[i], nfe=calls[0], seed=int(seeds[i]), seconds=seconds, finite=bool(finite[i]), info=info)
             for i in range(len(image))

@@ -49,7 +49,7 @@ class RestoreConfig:
     device: str = "auto"  # auto | cpu | cuda | mps
     dtype: str = "float32"  # float32 | float16 | bfloat16
     size_policy: str = "auto"  # auto | native | resize
-    tile: int = 0  # 0 = whole image (automatic tiling is not built yet)
+    tile: int = 0  # 0 = automatic (tiles only above the memory budget); N = tiles of N x N pixels
 
     @property
     def nfe(self) -> int:
@@ -131,7 +131,7 @@ def validate(cfg: RestoreConfig, where: str = "config") -> RestoreConfig:
     need(cfg.samples >= 1, "samples", "must be >= 1")
     need(cfg.batch_size >= 1, "batch_size", "must be >= 1")
     need(cfg.seed >= 0, "seed", "must be >= 0")
-    need(cfg.tile == 0 or cfg.tile >= 32, "tile", "must be 0 (off) or >= 32")
+    need(cfg.tile == 0 or cfg.tile >= 32, "tile", "must be 0 (automatic) or >= 32")
     prev = cfg.depth
     for d, e in cfg.extra_corrections:
         need(0 < d < prev and e >= 0, "extra_corrections", "must list (depth, epsilon) with depths decreasing below depth")

@@ -1,0 +1,3 @@
+from code_cli.cli import entrypoint
+
+entrypoint()
