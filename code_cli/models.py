@@ -61,7 +61,11 @@ def _download(repo_id: str) -> Path:
 
     how = "download it once where the hub is reachable and pass the folder with --model PATH"
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.bin", "*.txt"]))
+        # Safetensors first; the .bin (loaded with weights_only=True) only when a repo has nothing else.
+        folder = Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors"]))
+        if not any(folder.rglob("diffusion_pytorch_model.safetensors")):
+            folder = Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.bin"]))
+        return folder
     except RepositoryNotFoundError:
         raise ModelError(f"{repo_id}: no such model on the Hugging Face hub (or it is private)") from None
     except LocalEntryNotFoundError:
