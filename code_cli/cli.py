@@ -7,6 +7,7 @@ The only place that turns library errors into exit codes and messages:
 from __future__ import annotations
 
 import enum
+import os
 import signal
 import sys
 import time
@@ -127,6 +128,11 @@ def main(
     except KeyboardInterrupt:
         err.print("interrupted")
         status = ExitStatus.INTERRUPTED
+    except Exception as e:  # a bug, not bad input: one line, the traceback on request
+        if os.environ.get("CODE_RESTORE_DEBUG"):
+            raise
+        err.print(f"internal error: {e.__class__.__name__}: {_first_line(e)} (set CODE_RESTORE_DEBUG=1 for the traceback)")
+        status = ExitStatus.USAGE
     raise typer.Exit(int(status))
 
 

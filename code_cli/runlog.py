@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from code_cli.errors import OutputError
+
 LOG_NAME = "run.jsonl"
 
 
@@ -43,12 +45,15 @@ class RunLog:
     def write(self, rec: ImageRecord) -> None:
         rec.run_id = self.run_id
         line = json.dumps(asdict(rec), ensure_ascii=False, sort_keys=False) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line.encode("utf-8", "surrogateescape"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line.encode("utf-8", "surrogateescape"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise OutputError(f"{self.path}: cannot write the run log ({e.strerror or e.__class__.__name__})") from None
         self.counts[rec.status] += 1
         if rec.status == "failed":
             self.failed.append((rec.input, rec.error or ""))

@@ -153,3 +153,66 @@ def test_awkward_names(tmp_path, tiny_model):
     assert r.exit_code == 0, r.output
     assert (out / "with space.png").is_file() and (out / "ünïcødé 写真.png").is_file()
     assert os.path.exists(os.path.join(os.fsencode(out), b"caf\xe9.png"))
+
+
+def test_full_disk_fails_each_image_clearly_and_leaves_no_partial_file(tmp_path, tiny_model, monkeypatch):
+    import errno
+
+    d = tmp_path / "in"
+    write_image(d / "a.png")
+    write_image(d / "b.png", seed=1)
+    out = tmp_path / "out"
+    real_save = Image.Image.save
+
+    def full(self, fp, *a, **k):
+        if hasattr(fp, "write"):
+            fp.write(b"half an image")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(self, fp, *a, **k)
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    r = run(d, out, tiny_model)
+    assert r.exit_code == 1
+    assert "a.png: cannot write (No space left on device)" in r.output
+    assert not list(out.glob("*.png")) and not list(out.rglob("*.part"))
+    assert {x["status"] for x in records(out).values()} == {"failed"}
+
+
+def test_read_only_output_is_one_clear_error(tmp_path, tiny_model, monkeypatch):
+    import tempfile
+
+    d = tmp_path / "in"
+    write_image(d / "a.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o555)
+
+    def refuse(*a, **k):  # what a non-root user meets in a read-only folder (root ignores modes)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    r = run(d, out, tiny_model)
+    out.chmod(0o755)
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines()[-1] == f"error: {out / 'config.yaml'}: cannot write (Permission denied)"
+    assert list(out.iterdir()) == []
+
+
+def test_nan_weights_mark_the_image_failed_and_write_nothing(tmp_path, tiny_model):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    bad = tmp_path / "nan-model"
+    shutil.copytree(tiny_model, bad)
+    wfile = bad / "unet" / "diffusion_pytorch_model.safetensors"
+    weights = load_file(wfile)
+    weights["conv_out.bias"] = weights["conv_out.bias"] * float("nan")
+    save_file(weights, wfile)
+    d = tmp_path / "in"
+    write_image(d / "a.png")
+    out = tmp_path / "out"
+    r = run(d, out, bad)
+    assert r.exit_code == 1
+    assert "a.png: the model produced NaN or Inf; nothing written" in r.output
+    assert not (out / "a.png").exists()
