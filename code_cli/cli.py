@@ -235,7 +235,9 @@ def _restore(pipe, batch: list[Job], loaded: list[imageio.LoadedImage], cfg: Res
 
     seeds = [image_seed(cfg.seed, j.item.rel.as_posix(), j.sample or 0) for j in batch]
     try:
-        results = pipe(torch.stack([im.rgb for im in loaded]), seeds=seeds, config=cfg, progress=progress)
+        # one network call advances every image of the batch by one step
+        results = pipe(torch.stack([im.rgb for im in loaded]), seeds=seeds, config=cfg,
+                       progress=lambda n: progress(n * len(batch)))
         return list(zip(batch, loaded, results))
     except (RuntimeError, ValueError) as e:
         if len(batch) > 1:

@@ -148,13 +148,8 @@ def to_pil(x: torch.Tensor, like: LoadedImage) -> Image.Image:
             im = Image.fromarray(np.round(g * 255).astype(np.uint8), "L")
     else:
         im = Image.fromarray(np.round(unit.permute(1, 2, 0).numpy() * 255).astype(np.uint8), "RGB")
-    if like.alpha is not None:
-        a = like.alpha
-        if like.bits == 16 or a.dtype != np.uint8:
-            a = (a.astype(np.float32) / a.max() * 255 if a.max() > 255 else a).astype(np.uint8)
-        if im.mode == "I;16":
-            im = im.convert("I").point(lambda v: v / 257).convert("L")
-        im.putalpha(Image.fromarray(a, "L"))
+    if like.alpha is not None:  # Pillow gives alpha only with 8-bit RGBA / LA, so the modes match
+        im.putalpha(Image.fromarray(like.alpha, "L"))
     return im
 
 
