@@ -36,15 +36,14 @@ class Photo:
             return im.convert("RGB")
 
 
-SKIMAGE_LICENCE = "CC0 / public domain (scikit-image data README)"
-MATE_LICENCE = "GPL-2+ (Debian mate-backgrounds copyright)"
+MATE_LICENCE = "GPL-2+ (Debian mate-backgrounds, /usr/share/doc/mate-backgrounds/copyright)"
 
 TRAIN_PHOTOS: tuple[Photo, ...] = (
     Photo("skimage/astronaut", "scikit-image skimage.data.astronaut (NASA)", "public domain"),
     Photo("skimage/coffee", "scikit-image skimage.data.coffee (Rachel Michetti)", "CC0"),
-    Photo("skimage/rocket", "scikit-image skimage.data.rocket (SpaceX)", "CC0"),
-    Photo("sklearn/china.jpg", "scikit-learn load_sample_images", "CC BY 2.0 (Flickr, see sklearn README)"),
-    Photo("sklearn/flower.jpg", "scikit-learn load_sample_images", "CC BY 2.0 (Flickr, see sklearn README)"),
+    Photo("skimage/rocket", "scikit-image skimage.data.rocket (SpaceX)", "public domain"),
+    Photo("sklearn/china.jpg", "scikit-learn load_sample_images (Flickr, danielbuechele)", "CC BY 2.0"),
+    Photo("sklearn/flower.jpg", "scikit-learn load_sample_images (Flickr, vultilion)", "CC BY 2.0"),
     Photo("matplotlib/grace_hopper.jpg", "matplotlib sample_data", "public domain (US Navy)"),
     *(
         Photo(f"mate/{n}", f"Debian mate-backgrounds nature/{n}", MATE_LICENCE)
