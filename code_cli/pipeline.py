@@ -108,7 +108,7 @@ class CODEPipeline(DiffusionPipeline):
         pad_mode = "reflect" if ph < H and pw < W else "replicate"
         return F.pad(x, (0, pw, 0, ph), mode=pad_mode), lambda y: y[..., :H, :W]
 
-    def tile_size(self, requested: int, size: tuple[int, int], device: torch.device) -> int:
+    def tile_size(self, requested: int, size: tuple[int, int]) -> int:
         """0 (whole image) or the tile edge. requested > 0 is taken as given (rounded to the
         down-sampling multiple); 0 tiles automatically when the image exceeds the memory budget."""
         m = self._multiple()
@@ -167,13 +167,13 @@ class CODEPipeline(DiffusionPipeline):
             self.unet.to(device=device, dtype=dtype)
         start = time.perf_counter()
         x, back = self.to_model_size(image.to(device, torch.float32), self.size_mode(config.size_policy))
-        # CPU generators: the same seed gives the same noise on every device.
-        generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         levels = M.make_levels(self.scheduler.alphas_cumprod, config.steps)
         notes: list[str] = []
         threshold = M.make_threshold(config.quantile, config.max_threshold) if config.thresholding else M.no_threshold
-        tile = self.tile_size(config.tile, x.shape[-2:], device)
+        tile = self.tile_size(config.tile, x.shape[-2:])
         while True:
+            # CPU generators: the same seed gives the same noise on every device (and on a retry).
+            generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
             eps, calls = self.eps_model(dtype, tile)
             try:
                 if config.method == "sdedit":
