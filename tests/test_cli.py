@@ -193,7 +193,7 @@ def test_output_equal_to_input_is_refused(inputs, tiny_model):
 def test_dry_run_lists_and_writes_nothing(inputs, tmp_path):
     r = restore(inputs, tmp_path / "out", "--dry-run")
     assert r.exit_code == 0
-    assert "4 restorations, 41 network calls each, 164 in all" in r.output
+    assert "4 restorations, 33 network calls each, 132 in all" in r.output
     assert not (tmp_path / "out").exists()
 
 
