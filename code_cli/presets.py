@@ -30,7 +30,7 @@ class RestoreConfig:
     model: str = "code-prior-s"
     method: str = "code"  # code | sdedit
     steps: int = 100  # N, grid size for encode/decode
-    depth: int = 10  # L, latent level (SDEdit: t0 level)
+    depth: int = 6  # L, latent level (SDEdit: t0 level)
     langevin_steps: int = 20  # K
     epsilon: float = 0.2  # first Langevin step relative to sigma_t^2
     annealing_stages: int = 4  # A
