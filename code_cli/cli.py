@@ -9,8 +9,6 @@ from __future__ import annotations
 import enum
 import os
 import signal
-import sys
-import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +21,7 @@ from rich.table import Table
 
 from code_cli import __version__, imageio
 from code_cli.errors import CodeRestoreError, ConfigError, InputError, ModelError, NumericalError, OutputError
-from code_cli.presets import RestoreConfig, build_config, list_presets, resolve_preset
+from code_cli.presets import RestoreConfig, build_config, list_presets
 from code_cli.runlog import ImageRecord, RunLog, finished_outputs
 
 
@@ -220,7 +218,7 @@ def run(input: str, output: Path, preset: str | None, flags: dict, fmt: str, suf
                     bar.advance(img_task, 1)
     finally:
         signal.signal(signal.SIGINT, previous)
-    _summary(log, output, quiet)
+    _summary(log)
     if stop.requested:
         return ExitStatus.INTERRUPTED
     return ExitStatus.SOME_FAILED if log.counts["failed"] else ExitStatus.OK
@@ -301,7 +299,7 @@ def _fail(log: RunLog, item: imageio.InputItem, dest: Path | None, msg: str, qui
     err.print(f"error: {msg}")
 
 
-def _summary(log: RunLog, output: Path, quiet: bool) -> None:
+def _summary(log: RunLog) -> None:
     table = Table(box=None, show_header=False)
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
@@ -311,7 +309,7 @@ def _summary(log: RunLog, output: Path, quiet: bool) -> None:
     out.print(table)
     if log.failed:
         out.print("failed inputs:")
-        for path, msg in log.failed:
+        for path, _ in log.failed:
             out.print(f"  {path}")
 
 

@@ -111,7 +111,7 @@ def sample_grid(pipe: CODEPipeline, n: int = 16, size: int = 64, steps: int = 50
 
 def denoise_figure(figs: dict, crop: int = 128) -> Image.Image:
     rows = []
-    for (name, sigma), trio in figs.items():
+    for (_, sigma), trio in figs.items():
         if sigma != max(NOISE_LEVELS):
             continue
         h, w = trio[0].shape[:2]
