@@ -58,10 +58,6 @@ class MethodOutput:
     info: dict = field(default_factory=dict)
 
 
-def _t(levels: Levels, k: int, batch: int, device: torch.device) -> torch.Tensor:
-    return levels.t[k].expand(batch).to(device)
-
-
 def encode(
     model: EpsModel, x: torch.Tensor, levels: Levels, depth: int, threshold: Threshold,
     cbc_eta: float | None = None, progress: Progress | None = None,
@@ -70,7 +66,7 @@ def encode(
     for k in range(depth):
         if cbc_eta is not None:
             x = cbc_clip(x, float(levels.abar[k]), cbc_eta)
-        eps = model(x, _t(levels, k, len(x), x.device))
+        eps = model(x, levels.timesteps(k, len(x), x.device))
         x = ddim_move(x, eps, float(levels.abar[k]), float(levels.abar[k + 1]), threshold)
         if progress:
             progress(1)
@@ -85,7 +81,7 @@ def decode(
     for k in range(depth, stop, -1):
         if cbc_eta is not None:
             x = cbc_clip(x, float(levels.abar[k]), cbc_eta)
-        eps = model(x, _t(levels, k, len(x), x.device))
+        eps = model(x, levels.timesteps(k, len(x), x.device))
         x = ddim_move(x, eps, float(levels.abar[k]), float(levels.abar[k - 1]), threshold)
         if progress:
             progress(1)
@@ -112,7 +108,7 @@ def correct(
     """
     abar = float(levels.abar[c.depth])
     sigma = levels.sigma(c.depth)
-    t = _t(levels, c.depth, len(x), x.device)
+    t = levels.timesteps(c.depth, len(x), x.device)
     sizes = langevin_schedule(c)
     last = sizes[-1] if sizes else c.epsilon
     for rel in [*sizes, None]:

@@ -30,6 +30,10 @@ class Levels:
     def sqrt_abar(self, k: int) -> float:
         return float(self.abar[k].sqrt())
 
+    def timesteps(self, k: int, batch: int, device: torch.device) -> torch.Tensor:
+        """Level k's timestep for each image of a batch, as the network takes it."""
+        return self.t[k].expand(batch).to(device)
+
 
 def make_levels(alphas_cumprod: torch.Tensor, steps: int) -> Levels:
     """Levels of an N-step grid over a schedule with T = len(alphas_cumprod)."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from code_cli.method.code import EpsModel, MethodOutput, Progress, _t
+from code_cli.method.code import EpsModel, MethodOutput, Progress
 from code_cli.method.ddim import ancestral_move
 from code_cli.method.noise import randn_like_per_image
 from code_cli.method.schedule import Levels
@@ -33,7 +33,7 @@ def sdedit(
     x = levels.sqrt_abar(L) * x + levels.sigma(L) * randn_like_per_image(x, generators)
     # 2. ancestral steps down the grid; the last one (to abar = 1) adds no noise
     for k in range(L, 0, -1):
-        eps = model(x, _t(levels, k, len(x), x.device))
+        eps = model(x, levels.timesteps(k, len(x), x.device))
         z = randn_like_per_image(x, generators)
         x = ancestral_move(x, eps, float(levels.abar[k]), float(levels.abar[k - 1]), threshold, z)
         if progress:
