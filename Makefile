@@ -41,9 +41,11 @@ model-card: $(VENV)/.installed
 examples: $(VENV)/.installed
 	$(PY) -m code_cli.bench.make_examples examples
 
-# About 75 minutes on 2 cores; resumes from runs/prior/checkpoint.pt when run again.
+# About 90 minutes on 2 cores (needs mate-backgrounds); resumes from
+# runs/prior/checkpoint.pt when run again. Keep the machine otherwise idle:
+# a shared CPU gets fewer steps into the same budget.
 train: $(VENV)/.installed
-	$(PY) -m code_cli.train --out runs/prior --minutes 75
+	$(PY) -m code_cli.train --out runs/prior --minutes 88
 	$(PY) -m code_cli.train --out runs/prior --export code_cli/weights/code-prior-s
 
 clean:

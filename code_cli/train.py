@@ -1,6 +1,6 @@
 """Train the embedded diffusion prior on a handful of real photographs.
 
-    python -m code_cli.train --out runs/prior --minutes 75
+    python -m code_cli.train --out runs/prior --minutes 88
     python -m code_cli.train --out runs/prior --export code_cli/weights/code-prior-s
 
 The model follows the conventions of the google/ddpm-* checkpoints (epsilon
@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,13 +36,17 @@ class TrainConfig:
     batch: int = 32
     lr: float = 2e-4
     warmup: int = 200
+    # Cosine decay of the learning rate to lr * lr_end over the run's budget
+    # (steps or minutes, whichever runs out first): a short run gains more from
+    # ending at a small step size than from more steps at a constant one.
+    lr_end: float = 0.1
     ema_max: float = 0.999
     cap: int = 1024
     scales: tuple[float, ...] = (1.0, 0.7, 0.5, 0.35, 0.25, 0.18)
     seed: int = 0
     # Share of each batch drawn from t < low_t_max instead of uniformly: the
     # low-noise levels are where restoration of fine detail happens.
-    low_t_fraction: float = 0.0
+    low_t_fraction: float = 0.5
     low_t_max: int = 300
 
 
@@ -74,11 +80,11 @@ class CropSampler:
     """Random crops of the training photos at several scales, with flips,
     90-degree rotations and mild colour jitter that keeps photos plausible."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, photos: Sequence[Image.Image]):
         self.cfg = cfg
         self.images: list[list[torch.Tensor]] = []
-        for photo in TRAIN_PHOTOS:
-            base = cap_long_side(photo.load(), cfg.cap)
+        for photo in photos:
+            base = cap_long_side(photo, cfg.cap)
             pyramid = []
             for s in cfg.scales:
                 size = (round(base.width * s), round(base.height * s))
@@ -119,8 +125,20 @@ def _colour_jitter(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return x.clamp(0, 1)
 
 
-def train(out: Path, minutes: float, max_steps: int, cfg: TrainConfig, log_every: int = 50) -> Path:
-    check_sources()
+def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
+    """Linear warm-up, then cosine from lr to lr * lr_end as progress goes 0 -> 1."""
+    cosine = 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+    return cfg.lr * min(1.0, (step + 1) / cfg.warmup) * (cfg.lr_end + (1 - cfg.lr_end) * cosine)
+
+
+def train(
+    out: Path, minutes: float, max_steps: int, cfg: TrainConfig, log_every: int = 50,
+    photos: Sequence[Image.Image] | None = None,
+) -> Path:
+    """Train (or resume) in `out`; `photos` defaults to the prior's training set."""
+    if photos is None:
+        check_sources()
+        photos = [cap_long_side(photo.load(), cfg.cap) for photo in TRAIN_PHOTOS]
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     unet = build_unet(cfg)
@@ -152,7 +170,7 @@ def train(out: Path, minutes: float, max_steps: int, cfg: TrainConfig, log_every
         phases.append({**now, "from_step": step})
     n_params = sum(p.numel() for p in unet.parameters())
     print(f"model: {n_params / 1e6:.2f} M parameters, channels {cfg.channels}, crop {cfg.crop}, batch {cfg.batch}", flush=True)
-    data = CropSampler(cfg)
+    data = CropSampler(cfg, photos)
     abar = sched.alphas_cumprod
     t0 = time.monotonic() - elapsed
     last_save = time.monotonic()
@@ -183,8 +201,9 @@ def train(out: Path, minutes: float, max_steps: int, cfg: TrainConfig, log_every
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        progress = max(step / max_steps, (time.monotonic() - t0) / (minutes * 60))
         for group in opt.param_groups:
-            group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+            group["lr"] = learning_rate(cfg, step, progress)
         opt.step()
         step += 1
         # EMA decay ramps up so early weights do not dominate a short run.
@@ -205,7 +224,8 @@ def train(out: Path, minutes: float, max_steps: int, cfg: TrainConfig, log_every
             save()
             last_save = time.monotonic()
     save()
-    print(f"done: step {step}, loss {loss_avg:.4f}, {(time.monotonic() - t0) / 60:.1f} min", flush=True)
+    loss_text = "-" if loss_avg is None else f"{loss_avg:.4f}"
+    print(f"done: step {step}, loss {loss_text}, {(time.monotonic() - t0) / 60:.1f} min", flush=True)
     return ckpt
 
 
@@ -232,21 +252,22 @@ def export(ckpt: Path, dest: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="run folder (checkpoint lives here)")
-    ap.add_argument("--minutes", type=float, default=75.0, help="wall-clock budget, counted across resumes")
+    ap.add_argument("--minutes", type=float, default=88.0, help="wall-clock budget, counted across resumes")
     ap.add_argument("--max-steps", type=int, default=1_000_000)
     ap.add_argument("--crop", type=int, default=TrainConfig.crop)
     ap.add_argument("--batch", type=int, default=TrainConfig.batch)
     ap.add_argument("--channels", type=int, nargs="+", default=list(TrainConfig.channels))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--low-t-fraction", type=float, default=0.0, help="share of each batch with t < --low-t-max")
+    ap.add_argument("--low-t-fraction", type=float, default=TrainConfig.low_t_fraction, help="share of each batch with t < --low-t-max")
     ap.add_argument("--low-t-max", type=int, default=TrainConfig.low_t_max)
+    ap.add_argument("--lr-end", type=float, default=TrainConfig.lr_end, help="final learning rate as a share of --lr (1 = constant)")
     ap.add_argument("--export", type=Path, help="only export the checkpoint in --out to this folder")
     a = ap.parse_args(argv)
     if a.export:
         export(a.out / "checkpoint.pt", a.export)
         return
     cfg = TrainConfig(channels=tuple(a.channels), crop=a.crop, batch=a.batch, seed=a.seed,
-                      low_t_fraction=a.low_t_fraction, low_t_max=a.low_t_max)
+                      low_t_fraction=a.low_t_fraction, low_t_max=a.low_t_max, lr_end=a.lr_end)
     train(a.out, a.minutes, a.max_steps, cfg)
 
 
