@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: run test test-fast bench model-card examples train clean
+.PHONY: run test test-fast bench bench-speed model-card examples train clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -32,6 +32,10 @@ test-fast: $(VENV)/.installed
 # Restores the examples with every compared method at equal budgets; prints and writes tables.
 bench: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(PY) -m code_cli.bench examples --out bench-out
+
+# Seconds per image, calls per second and peak memory per dtype and batch size.
+bench-speed: $(VENV)/.installed
+	HF_HUB_OFFLINE=1 $(PY) -m code_cli.bench.speed --size 256 --batch 1 4 --dtype float32 bfloat16
 
 # Denoising and round-trip figures of the embedded prior (needs: apt-get install mate-backgrounds).
 model-card: $(VENV)/.installed

@@ -92,6 +92,7 @@ def main(
     batch_size: Annotated[Optional[int], typer.Option(help="images per network batch (same-size images)")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | mps")] = None,
     tile: Annotated[Optional[int], typer.Option(help="run the network on N x N tiles (0 = automatic for large photos)")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="float32 | bfloat16 | float16 (half precision: faster on GPUs)")] = None,
     format: Annotated[str, typer.Option("--format", help="same | png | jpg | webp | tiff")] = "same",
     suffix: Annotated[str, typer.Option(help="added to each output file name")] = "",
     overwrite: Annotated[bool, typer.Option(help="replace existing outputs")] = False,
@@ -113,7 +114,7 @@ def main(
     flags = dict(
         model=model, method=method, steps=steps, depth=depth, langevin_steps=langevin_steps, epsilon=epsilon,
         cbc=cbc, eta=eta, quantile=quantile, seed=seed, samples=samples, batch_size=batch_size, device=device,
-        tile=tile,
+        tile=tile, dtype=dtype,
     )
     try:
         status = run(input, output, preset, flags, format, suffix, overwrite, skip_existing, recursive, dry_run, grid, quiet)

@@ -92,6 +92,17 @@ def test_sdedit_and_samples(inputs, tmp_path, tiny_model):
     assert recs[0]["seed"] != recs[1]["seed"]
 
 
+def test_half_precision_is_a_flag_and_stays_close_to_float32(inputs, tmp_path, tiny_model):
+    restore(inputs / "a.png", tmp_path / "f32", "--model", tiny_model, *FAST)
+    r = restore(inputs / "a.png", tmp_path / "bf16", "--model", tiny_model, *FAST, "--dtype", "bfloat16")
+    assert r.exit_code == 0, r.output
+    assert records(tmp_path / "bf16")[0]["params"]["dtype"] == "bfloat16"
+    a = Image.open(tmp_path / "f32" / "a.png").tobytes()
+    b = Image.open(tmp_path / "bf16" / "a.png").tobytes()
+    assert a != b  # the flag reached the network
+    assert max(abs(x - y) for x, y in zip(a, b)) <= 8
+
+
 def test_recursive_mirrors_and_excludes_output_inside_input(tmp_path, tiny_model):
     d = tmp_path / "in"
     write_image(d / "top.png")
@@ -160,6 +171,7 @@ def test_output_name_collisions_are_refused(tmp_path, tiny_model):
         (["--epsilon", "-1"], "key 'epsilon' must be >= 0"),
         (["--quantile", "1.5"], "key 'quantile' must be in (0, 1]"),
         (["--method", "ddpm"], "key 'method' must be one of code, sdedit"),
+        (["--dtype", "float8"], "key 'dtype' must be one of float32, float16, bfloat16"),
         (["--model", "no/such-model"], "no/such-model: the Hugging Face hub cannot be reached"),
     ],
 )
