@@ -48,10 +48,11 @@ def classical(noisy: np.ndarray, sigma: float) -> dict[str, float | np.ndarray]:
     from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, denoise_wavelet
 
     cands = {}
-    for h in (0.6, 0.8, 1.0):
+    # Grids wide enough that the best setting lies inside them, not at an edge.
+    for h in (0.4, 0.5, 0.6, 0.7, 0.8, 1.0):
         cands[f"nl_means h={h}s"] = ("nl_means", lambda h=h: denoise_nl_means(
             noisy, h=h * sigma, sigma=sigma, fast_mode=True, patch_size=5, patch_distance=6, channel_axis=-1))
-    for w in (0.04, 0.08, 0.12, 0.16, 0.24):
+    for w in (0.04, 0.08, 0.12, 0.16, 0.24, 0.32, 0.4):
         cands[f"tv w={w}"] = ("tv_chambolle", lambda w=w: denoise_tv_chambolle(noisy, weight=w, channel_axis=-1))
     for m in ("BayesShrink", "VisuShrink"):
         cands[f"wavelet {m}"] = ("wavelet", lambda m=m: denoise_wavelet(
