@@ -24,13 +24,13 @@ import torch
 from PIL import Image
 
 from code_cli.bench.metrics import psnr, to_unit
-from code_cli.pipeline import CODEPipeline, resolve_device
+from code_cli.pipeline import DTYPES, CODEPipeline, RestoreResult, resolve_device
 from code_cli.presets import build_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "corrupted" / "chelsea-gaussian_noise-3.png"
 
 
-def test_batch(size: int, batch: int) -> torch.Tensor:
+def example_batch(size: int, batch: int) -> torch.Tensor:
     """`batch` crops of a bundled example (or a seeded random image) at size x size, in [-1, 1]."""
     if EXAMPLE.exists():
         im = Image.open(EXAMPLE).convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
@@ -44,6 +44,11 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS (Linux: KiB)
+
+
+def worst_psnr(results: list[RestoreResult], reference: list[RestoreResult]) -> float:
+    """The lowest PSNR of a batch's results against the same images' reference results."""
+    return min(psnr(to_unit(r.image), to_unit(q.image)) for r, q in zip(results, reference))
 
 
 def timed(pipe: CODEPipeline, x: torch.Tensor, cfg, device: torch.device):
@@ -64,13 +69,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 4])
-    ap.add_argument("--dtype", nargs="+", default=["float32"], choices=["float32", "bfloat16", "float16"])
+    ap.add_argument("--dtype", nargs="+", default=["float32"], choices=list(DTYPES))
     ap.add_argument("--compile", action="store_true", help="also time torch.compile(unet) at the largest batch")
     ap.add_argument("--reference-cpu", action="store_true", help="compare float32 on --device with the CPU")
     a = ap.parse_args(argv)
 
     device = resolve_device(a.device)
-    cfg, _ = build_config(a.preset, {"device": str(device.type), "model": a.model})
+    cfg, _ = build_config(a.preset, {"device": device.type, "model": a.model})
     pipe = CODEPipeline.from_pretrained(cfg.model)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     print(f"device {name}, torch {torch.__version__}, model {cfg.model}, preset {a.preset} "
@@ -83,26 +88,23 @@ def main(argv: list[str] | None = None) -> None:
         runs.append((a.dtype[0], max(a.batch), True))
     for dtype, batch, compiled in runs:
         run_cfg = replace(cfg, dtype=dtype)
-        x = test_batch(a.size, batch)
+        x = example_batch(a.size, batch)
         if compiled:
-            pipe.unet.to(device=device, dtype=getattr(torch, dtype))
-            pipe.unet = torch.compile(pipe.unet)
+            pipe.unet = torch.compile(pipe.unet)  # the pipeline moves it to the device and dtype
         timed(pipe, x, run_cfg, device)  # warm-up: kernels, allocator, compilation
         results, seconds = timed(pipe, x, run_cfg, device)
         if dtype == "float32" and not compiled:
             reference.setdefault(batch, results)
         ref = reference.get(batch)
-        close = (
-            f"{min(psnr(to_unit(r.image), to_unit(q.image)) for r, q in zip(results, ref)):.1f}"
-            if ref is not None and (dtype != "float32" or compiled) else "-"
-        )
+        close = f"{worst_psnr(results, ref):.1f}" if ref is not None and (dtype != "float32" or compiled) else "-"
         print(f"| {dtype} | {batch} | {'yes' if compiled else 'no'} | {seconds / batch:.3f} | "
               f"{results[0].nfe * batch / seconds:.1f} | {peak_memory_mb(device):.0f} | {close} |", flush=True)
     if a.reference_cpu and device.type != "cpu" and reference:
         batch = min(reference)
-        cpu_results = pipe(test_batch(a.size, batch), seeds=list(range(batch)), config=replace(cfg, device="cpu"))
-        worst = min(psnr(to_unit(r.image), to_unit(q.image)) for r, q in zip(cpu_results, reference[batch]))
-        print(f"\nfloat32 on {device.type} vs CPU, batch {batch}: PSNR {worst:.1f} dB (same seeds)")
+        cpu_results = pipe(example_batch(a.size, batch), seeds=list(range(batch)), config=replace(cfg, device="cpu"))
+        print(f"\nfloat32 on {device.type} vs CPU, batch {batch}: "
+              f"PSNR {worst_psnr(cpu_results, reference[batch]):.1f} dB (same seeds)")
+
 
 if __name__ == "__main__":
     main()
