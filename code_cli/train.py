@@ -37,11 +37,9 @@ class TrainConfig:
     batch: int = 32
     lr: float = 2e-4
     warmup: int = 200
-    # Cosine decay of the learning rate to lr * lr_end over the run's budget
-    # (steps or minutes, whichever runs out first). 1 keeps it constant, as in
-    # the shipped weights: one uncontended 88-minute run with lr_end 0.1 and
-    # low_t_fraction 0.5 throughout denoised worse in every cell of the model
-    # card (by 0.1 to 0.25 dB), so the decay is an option, not the default.
+    # Cosine decay of the learning rate to lr * lr_end over the current phase's
+    # budget (steps or minutes, whichever runs out first; a phase starts when a
+    # run begins or resumes with a changed config). 1 keeps it constant.
     lr_end: float = 1.0
     ema_max: float = 0.999
     cap: int = 1024
@@ -56,6 +54,8 @@ class TrainConfig:
 # Fields that fix the network's shape; the others may change when a run resumes
 # (e.g. a second phase with more low-noise steps).
 ARCHITECTURE = ("channels", "layers_per_block")
+# Keys of a phase record that say where it began rather than how it trains.
+PHASE_START = ("from_step", "from_seconds")
 
 
 def build_unet(cfg: TrainConfig) -> UNet2DModel:
@@ -158,7 +158,7 @@ def train(
         saved = state["config"]
         if any(saved[k] != list(getattr(cfg, k)) if isinstance(saved[k], list) else saved[k] != getattr(cfg, k) for k in ARCHITECTURE):
             raise SystemExit(f"{ckpt}: checkpoint has another architecture ({', '.join(ARCHITECTURE)}); use a new --out")
-        phases = state.get("phases", [saved])
+        phases = state.get("phases", [{**saved, "from_step": 0}])
         unet.load_state_dict(state["unet"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
@@ -169,14 +169,19 @@ def train(
     else:
         phases = []
     now = json.loads(json.dumps(asdict(cfg)))
-    if not phases or {k: v for k, v in phases[-1].items() if k != "from_step"} != now:
-        phases.append({**now, "from_step": step})
+    if not phases or {k: v for k, v in phases[-1].items() if k not in PHASE_START} != now:
+        phases.append({**now, "from_step": step, "from_seconds": elapsed})
+    # The learning-rate schedule runs over this phase: a resumed phase with
+    # lr_end < 1 is a cool-down from the current weights.
+    phase_step = phases[-1]["from_step"]
+    phase_seconds = phases[-1].get("from_seconds", 0.0)
     n_params = sum(p.numel() for p in unet.parameters())
     print(f"model: {n_params / 1e6:.2f} M parameters, channels {cfg.channels}, crop {cfg.crop}, batch {cfg.batch}", flush=True)
     data = CropSampler(cfg, photos)
     abar = sched.alphas_cumprod
     t0 = time.monotonic() - elapsed
-    last_save = time.monotonic()
+    last_save = session_t = time.monotonic()
+    session_step = step  # the speed shown is this process's, not diluted by earlier sessions
 
     def save() -> None:
         tmp = ckpt.with_suffix(".tmp")
@@ -204,7 +209,10 @@ def train(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        progress = max(step / max_steps, (time.monotonic() - t0) / (minutes * 60))
+        progress = max(
+            (step - phase_step) / max(max_steps - phase_step, 1),
+            (time.monotonic() - t0 - phase_seconds) / max(minutes * 60 - phase_seconds, 1e-9),
+        )
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, step, progress)
         opt.step()
@@ -217,9 +225,10 @@ def train(
         loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
         if step % log_every == 0:
             spent = time.monotonic() - t0
-            left = min(minutes * 60 - spent, (max_steps - step) * spent / max(step, 1))
+            rate = (time.monotonic() - session_t) / (step - session_step)
+            left = min(minutes * 60 - spent, (max_steps - step) * rate)
             print(
-                f"step {step:6d}  loss {loss_avg:.4f}  {spent / step:.2f} s/step  "
+                f"step {step:6d}  loss {loss_avg:.4f}  {rate:.2f} s/step  "
                 f"{spent / 60:5.1f} min  ~{max(left, 0) / 60:.0f} min left",
                 flush=True,
             )
@@ -264,13 +273,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--low-t-fraction", type=float, default=TrainConfig.low_t_fraction, help="share of each batch with t < --low-t-max")
     ap.add_argument("--low-t-max", type=int, default=TrainConfig.low_t_max)
     ap.add_argument("--lr-end", type=float, default=TrainConfig.lr_end, help="final learning rate as a share of --lr (1 = constant)")
+    ap.add_argument("--ema-max", type=float, default=TrainConfig.ema_max, help="EMA decay of the exported weights")
     ap.add_argument("--export", type=Path, help="only export the checkpoint in --out to this folder")
     a = ap.parse_args(argv)
     if a.export:
         export(a.out / "checkpoint.pt", a.export)
         return
     cfg = TrainConfig(channels=tuple(a.channels), crop=a.crop, batch=a.batch, seed=a.seed,
-                      low_t_fraction=a.low_t_fraction, low_t_max=a.low_t_max, lr_end=a.lr_end)
+                      low_t_fraction=a.low_t_fraction, low_t_max=a.low_t_max, lr_end=a.lr_end, ema_max=a.ema_max)
     train(a.out, a.minutes, a.max_steps, cfg)
 
 

@@ -74,3 +74,20 @@ def test_export_loads_through_the_model_loader(tmp_path):
     assert scheduler.config.num_train_timesteps == 1000
     assert scheduler.config.prediction_type == "epsilon"
     assert (tmp_path / "prior" / "unet" / "diffusion_pytorch_model.safetensors").exists()
+
+
+def test_a_resumed_phase_cools_down_over_its_own_steps(tmp_path):
+    """Resuming with lr_end < 1 starts a new phase whose cosine runs from lr at
+    the resume point to lr * lr_end at the phase's last step."""
+    run = tmp_path / "run"
+    train(run, minutes=60, max_steps=2, cfg=TINY, photos=photos())
+    cool = TrainConfig(**{**TINY.__dict__, "lr_end": 0.1})
+    ckpt = train(run, minutes=60, max_steps=6, cfg=cool, photos=photos())
+    state = torch.load(ckpt, weights_only=True)
+    assert [p["from_step"] for p in state["phases"]] == [0, 2]
+    assert state["phases"][-1]["lr_end"] == 0.1
+    # The last update (step index 5) was taken at 3/4 of this 4-step phase, not
+    # at 5/6 of the whole run; an hour's budget makes the time share negligible.
+    last_lr = state["opt"]["param_groups"][0]["lr"]
+    assert last_lr == pytest.approx(learning_rate(cool, 5, 0.75), rel=1e-3)
+    assert last_lr != pytest.approx(learning_rate(cool, 5, 5 / 6), rel=1e-3)
