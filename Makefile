@@ -45,14 +45,16 @@ model-card: $(VENV)/.installed
 examples: $(VENV)/.installed
 	$(PY) -m code_cli.bench.make_examples examples
 
-# The shipped code-prior-s, two phases (uniform t, then half of each batch at
-# t < 300), about 70 minutes on an idle 2-core CPU (needs mate-backgrounds).
-# Resumes from runs/prior/checkpoint.pt when run again. Keep the machine
-# otherwise idle: --minutes caps the wall time, and a shared CPU gets fewer
-# steps into it.
+# The shipped code-prior-s, three phases by step count: uniform t; then half of
+# each batch at t < 300; then a 600-step cool-down (cosine learning rate to
+# 1/20, faster EMA). About 84 minutes on an idle 2-core CPU (needs
+# mate-backgrounds). Resumes from runs/prior/checkpoint.pt when run again.
+# Keep the machine otherwise idle: --minutes caps the wall time, and a shared
+# CPU gets fewer steps into it.
 train: $(VENV)/.installed
 	$(PY) -m code_cli.train --out runs/prior --max-steps 2166 --minutes 90
 	$(PY) -m code_cli.train --out runs/prior --max-steps 2952 --minutes 90 --low-t-fraction 0.5
+	$(PY) -m code_cli.train --out runs/prior --max-steps 3552 --minutes 130 --low-t-fraction 0.5 --lr-end 0.05 --ema-max 0.995
 	$(PY) -m code_cli.train --out runs/prior --export code_cli/weights/code-prior-s
 
 clean:
