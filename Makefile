@@ -31,7 +31,7 @@ test-fast: $(VENV)/.installed
 
 # Restores the examples with every compared method at equal budgets; prints and writes tables.
 bench: $(VENV)/.installed
-	HF_HUB_OFFLINE=1 $(PY) -m code_cli.bench examples --out bench-out
+	HF_HUB_OFFLINE=1 $(PY) -m code_cli.bench examples --out bench-out --presets default,fine,global
 
 # Seconds per image, calls per second and peak memory per dtype and batch size.
 bench-speed: $(VENV)/.installed
