@@ -2,6 +2,8 @@
 
     python -m code_cli.train --out runs/prior --max-steps 2166 --minutes 90
     python -m code_cli.train --out runs/prior --max-steps 2952 --minutes 90 --low-t-fraction 0.5
+    python -m code_cli.train --out runs/prior --max-steps 3552 --minutes 130 --low-t-fraction 0.5 \
+        --lr-end 0.05 --ema-max 0.995
     python -m code_cli.train --out runs/prior --export code_cli/weights/code-prior-s
 
 The model follows the conventions of the google/ddpm-* checkpoints (epsilon
