@@ -47,7 +47,7 @@ examples: $(VENV)/.installed
 
 # The shipped code-prior-s, three phases by step count: uniform t; then half of
 # each batch at t < 300; then a 600-step cool-down (cosine learning rate to
-# 1/20, faster EMA). About 84 minutes on an idle 2-core CPU (needs
+# 1/20, faster EMA). 87 minutes on an idle 2-core CPU (needs
 # mate-backgrounds). Resumes from runs/prior/checkpoint.pt when run again.
 # Keep the machine otherwise idle: --minutes caps the wall time, and a shared
 # CPU gets fewer steps into it.
