@@ -82,10 +82,15 @@ _CHOICES = {
 _META_KEYS = ("description", "nfe")
 
 
+def _subject(where: str, key: str) -> str:
+    """What an error is about: "--steps:" for a flag the user typed, "file:3: key 'steps'" otherwise."""
+    return f"{where}:" if where.startswith("--") else f"{where}: key '{key}'"
+
+
 def _coerce(key: str, value: Any, where: str) -> Any:
     f = _FIELDS[key]
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    bad = ConfigError(f"{where}: key '{key}' expects {kind}, got {value!r}")
+    bad = ConfigError(f"{_subject(where, key)} expects {kind}, got {value!r}")
     if kind == "bool":
         if not isinstance(value, bool):
             raise bad
@@ -102,21 +107,31 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise bad
         if key in _CHOICES and value not in _CHOICES[key]:
-            raise ConfigError(f"{where}: key '{key}' must be one of {', '.join(_CHOICES[key])}, got {value!r}")
+            raise ConfigError(f"{_subject(where, key)} must be one of {', '.join(_CHOICES[key])}, got {value!r}")
         return value
     # extra_corrections: list of [depth, epsilon]
     try:
         return tuple((int(d), float(e)) for d, e in value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{where}: key '{key}' expects a list of [depth, epsilon] pairs, got {value!r}") from None
+        raise ConfigError(f"{_subject(where, key)} expects a list of [depth, epsilon] pairs, got {value!r}") from None
 
 
-def validate(cfg: RestoreConfig, where: str = "config") -> RestoreConfig:
-    """Range checks that need several fields; raises ConfigError naming the key."""
+def validate(cfg: RestoreConfig, where: str = "config", origins: dict[str, str] | None = None) -> RestoreConfig:
+    """Range checks that need several fields; raises ConfigError naming where the bad value came from.
+
+    `origins` maps a key to what the user typed it in: a flag ("--steps") or a preset line
+    ("my.yaml:3"). A flag's error names the flag; any other value names `where` and the key.
+    """
+    origins = origins or {}
 
     def need(ok: bool, key: str, what: str) -> None:
-        if not ok:
-            raise ConfigError(f"{where}: key '{key}' {what}, got {getattr(cfg, key)!r}")
+        if ok:
+            return
+        src = origins.get(key, where)
+        if key == "depth" and src != "--depth" and origins.get("steps") == "--steps":
+            # depth came from the preset, --steps from the user: the flag is what broke it
+            raise ConfigError(f"--steps: must be >= depth {cfg.depth} (from {src}), got {cfg.steps}")
+        raise ConfigError(f"{_subject(src, key)} {what}, got {getattr(cfg, key)!r}")
 
     need(1 <= cfg.steps <= 1000, "steps", "must be in [1, 1000]")
     need(1 <= cfg.depth <= cfg.steps, "depth", f"must be in [1, steps={cfg.steps}]")
@@ -189,6 +204,11 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _map
 
 def load_preset_file(path: Path) -> dict[str, Any]:
     """The preset's fields, validated one by one; errors name file, line and key."""
+    return _load_preset_lines(path)[0]
+
+
+def _load_preset_lines(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """The preset's fields and, for each, "file:line" where it was set."""
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as e:
@@ -198,7 +218,7 @@ def load_preset_file(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read preset ({e.__class__.__name__})") from None
     if raw is None:
-        return {}
+        return {}, {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a preset must be a mapping of keys to values")
     lines = raw.pop("__lines__", {})
@@ -216,19 +236,21 @@ def load_preset_file(path: Path) -> dict[str, Any]:
         cfg = replace(RestoreConfig(), **out)
         if raw["nfe"] != cfg.nfe:
             raise ConfigError(f"{path}:{lines.get('nfe', '?')}: key 'nfe' says {raw['nfe']} but the preset costs {cfg.nfe}")
-    return out
+    return out, {key: f"{path}:{lines.get(key, '?')}" for key in out}
 
 
 def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> tuple[RestoreConfig, str]:
     """defaults <- preset <- flags (None means 'not given'). Returns the config and the preset's name."""
     spec = preset or DEFAULT_PRESET
     path = resolve_preset(spec)
-    values = load_preset_file(path)
+    values, origins = _load_preset_lines(path)
     for key, value in (overrides or {}).items():
         if value is not None:
-            values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
+            flag = f"--{key.replace('_', '-')}"
+            values[key] = _coerce(key, value, flag)
+            origins[key] = flag
     name = path.stem if path.parent == preset_dir() else str(path)
-    return validate(replace(RestoreConfig(), **values), str(path)), name
+    return validate(replace(RestoreConfig(), **values), str(path), origins), name
 
 
 def config_from_yaml_text(text: str) -> RestoreConfig:

@@ -167,11 +167,11 @@ def test_output_name_collisions_are_refused(tmp_path, tiny_model):
     "args,message",
     [
         (["--preset", "nosuch"], "unknown preset 'nosuch'"),
-        (["--depth", "50"], "key 'depth' must be in [1, steps=10]"),
-        (["--epsilon", "-1"], "key 'epsilon' must be >= 0"),
-        (["--quantile", "1.5"], "key 'quantile' must be in (0, 1]"),
-        (["--method", "ddpm"], "key 'method' must be one of code, sdedit"),
-        (["--dtype", "float8"], "key 'dtype' must be one of float32, float16, bfloat16"),
+        (["--depth", "50"], "error: --depth: must be in [1, steps=10], got 50"),
+        (["--epsilon", "-1"], "error: --epsilon: must be >= 0, got -1.0"),
+        (["--quantile", "1.5"], "error: --quantile: must be in (0, 1], got 1.5"),
+        (["--method", "ddpm"], "error: --method: must be one of code, sdedit, got 'ddpm'"),
+        (["--dtype", "float8"], "error: --dtype: must be one of float32, float16, bfloat16, got 'float8'"),
         (["--model", "no/such-model"], "no/such-model: the Hugging Face hub cannot be reached"),
     ],
 )
@@ -181,6 +181,30 @@ def test_usage_and_config_errors_exit_2_with_one_line(inputs, tmp_path, tiny_mod
     assert r.exit_code == 2
     assert message in r.output
     assert "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("flag,value", [
+    ("--steps", "0"), ("--depth", "0"), ("--epsilon", "-0.5"), ("--samples", "0"), ("--batch-size", "0"),
+    ("--tile", "7"), ("--quantile", "0"), ("--eta", "0"), ("--seed", "-1"),
+])
+def test_a_bad_flag_value_names_the_flag_not_the_preset(inputs, tmp_path, tiny_model, flag, value):
+    r = restore(inputs, tmp_path / "out", "--model", tiny_model, flag, value)
+    assert r.exit_code == 2
+    [line] = [x for x in r.output.splitlines() if x.startswith("error:")]
+    assert line.startswith(f"error: {flag}: must be "), line
+    assert ".yaml" not in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_steps_below_the_presets_depth_names_the_flag_and_the_preset_line(inputs, tmp_path, tiny_model):
+    p = tmp_path / "mine.yaml"
+    p.write_text("steps: 100\ndepth: 20\n")
+    r = restore(inputs, tmp_path / "out", "--model", tiny_model, "--preset", p, "--steps", "10")
+    assert r.exit_code == 2
+    assert f"error: --steps: must be >= depth 20 (from {p}:2), got 10" in r.output
+    p.write_text("steps: 10\ndepth: 20\n")
+    r = restore(inputs, tmp_path / "out", "--model", tiny_model, "--preset", p)
+    assert f"error: {p}:2: key 'depth' must be in [1, steps=10], got 20" in r.output
 
 
 def test_preset_yaml_errors_name_file_line_and_key(inputs, tmp_path, tiny_model):
