@@ -1,28 +1,34 @@
 """The `code-restore` command: restore every image in a folder with CODE.
 
-The only place that turns library errors into exit codes and messages:
-0 all done, 1 some inputs failed (listed), 2 usage/config/model error, 130 interrupted.
+Typer options, the config merge and the one place that turns library errors into
+exit codes and messages: 0 all done, 1 some inputs failed (listed), 2 usage, config
+or model error, 130 interrupted. The run itself is code_cli.runner.
 """
 
 from __future__ import annotations
 
-import enum
-import os
-import signal
-import uuid
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Annotated, Optional
+from code_cli import threads
 
-import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
+threads.passive_openmp()  # before torch (imported by imageio) starts its OpenMP runtime
 
-from code_cli import __version__, imageio
-from code_cli.errors import CodeRestoreError, ConfigError, InputError, ModelError, NumericalError, OutputError
-from code_cli.presets import RestoreConfig, build_config, list_presets
-from code_cli.runlog import ImageRecord, RunLog, finished_outputs
+import enum  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Annotated, Optional  # noqa: E402
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn  # noqa: E402
+from rich.table import Table  # noqa: E402
+from rich.text import Text  # noqa: E402
+from typer.core import TyperCommand  # noqa: E402
+
+from code_cli import __version__, imageio  # noqa: E402
+from code_cli.errors import CodeRestoreError, ConfigError, InputError, ModelError, OutputError  # noqa: E402
+from code_cli.presets import RestoreConfig, build_config, list_presets  # noqa: E402
+from code_cli.runner import Events, Job, Plan, Run, RunSpec, Summary, first_line  # noqa: E402
 
 
 class ExitStatus(enum.IntEnum):
@@ -34,6 +40,21 @@ class ExitStatus(enum.IntEnum):
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
+FORMATS = ["same", *dict.fromkeys(imageio.WRITABLE)]
+
+
+class Command(TyperCommand):
+    """An unquoted glob reaches us as many paths: say to quote it, not just "unexpected extra argument"."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)  # extra arguments are allowed here only to be caught below
+        if ctx.args:
+            ctx.fail(f"got {len(ctx.args)} more path(s) than INPUT and OUTPUT ({' '.join(ctx.args[:3])}"
+                     f"{' ...' if len(ctx.args) > 3 else ''}); INPUT is one file, folder or glob: quote a glob "
+                     "('photos/*.jpg') so the shell passes it unexpanded")
+        return rest
+
+
 app = typer.Typer(add_completion=False, rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
 
 
@@ -53,15 +74,8 @@ def _list_presets(value: bool) -> None:
         raise typer.Exit()
 
 
-@dataclass
-class Job:
-    item: imageio.InputItem
-    sample: int | None
-    dest: Path
-
-
 class Stop:
-    """First Ctrl-C: finish the current image, then stop. Second: stop now."""
+    """First Ctrl-C: stop at the next network call, keeping every finished image. Second: stop now."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -70,12 +84,12 @@ class Stop:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        err.print("interrupt: stopping after the current image (Ctrl-C again to stop now)")
+        err.print("interrupt: stopping at the next network call; finished images are kept (Ctrl-C again to stop now)")
 
 
-@app.command(no_args_is_help=True)
+@app.command(no_args_is_help=True, cls=Command, context_settings={"allow_extra_args": True})
 def main(
-    input: Annotated[Optional[str], typer.Argument(help="image file, folder or glob", show_default=False)] = None,
+    input: Annotated[Optional[str], typer.Argument(help="image file, folder or quoted glob", show_default=False)] = None,
     output: Annotated[Optional[Path], typer.Argument(help="output folder (created)", show_default=False)] = None,
     preset: Annotated[Optional[str], typer.Option("--preset", "-p", help="preset name or YAML file")] = None,
     model: Annotated[Optional[str], typer.Option(help="embedded name, diffusers folder or hub id")] = None,
@@ -93,12 +107,13 @@ def main(
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | mps")] = None,
     tile: Annotated[Optional[int], typer.Option(help="run the network on N x N tiles (0 = automatic for large photos)")] = None,
     dtype: Annotated[Optional[str], typer.Option(help="float32 | bfloat16 | float16 (half precision: faster on GPUs)")] = None,
-    format: Annotated[str, typer.Option("--format", help="same | png | jpg | webp | tiff")] = "same",
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads for the network (0 = the CPUs this process may use)")] = 0,
+    format: Annotated[str, typer.Option("--format", help=" | ".join(FORMATS))] = "same",
     suffix: Annotated[str, typer.Option(help="added to each output file name")] = "",
     overwrite: Annotated[bool, typer.Option(help="replace existing outputs")] = False,
-    skip_existing: Annotated[bool, typer.Option("--skip-existing", "--resume", help="skip outputs already made with this config")] = False,
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", "--resume", help="skip outputs run.jsonl shows this config made; refuse other existing files")] = False,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="descend into sub-folders")] = False,
-    dry_run: Annotated[bool, typer.Option(help="list what would be done, restore nothing")] = False,
+    dry_run: Annotated[bool, typer.Option(help="list what would be done and estimate its time; restore nothing")] = False,
     grid: Annotated[bool, typer.Option(help="also write an input | output strip per image")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="only errors and the summary")] = False,
     list_presets_: Annotated[bool, typer.Option("--list-presets", callback=_list_presets, is_eager=True, help="list presets and exit")] = False,
@@ -107,211 +122,179 @@ def main(
     """Restore corrupted images with CODE (Confident Ordinary Differential Editing)."""
     if input is None or output is None:
         raise typer.BadParameter("INPUT and OUTPUT are both required", param_hint="INPUT OUTPUT")
-    if format != "same" and format not in imageio.WRITABLE:
-        raise typer.BadParameter(f"must be same or one of {', '.join(imageio.WRITABLE)}", param_hint="--format")
+    if format not in FORMATS:
+        raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}", param_hint="--format")
     if overwrite and skip_existing:
         raise typer.BadParameter("choose one of --overwrite and --skip-existing")
+    if threads < 0:
+        raise typer.BadParameter("must be >= 0 (0 = the CPUs this process may use)", param_hint="--threads")
     flags = dict(
         model=model, method=method, steps=steps, depth=depth, langevin_steps=langevin_steps, epsilon=epsilon,
         cbc=cbc, eta=eta, quantile=quantile, seed=seed, samples=samples, batch_size=batch_size, device=device,
         tile=tile, dtype=dtype,
     )
+    spec = RunSpec(input=input, output=output, fmt=format, suffix=suffix, overwrite=overwrite,
+                   skip_existing=skip_existing, recursive=recursive, grid=grid)
     try:
-        status = run(input, output, preset, flags, format, suffix, overwrite, skip_existing, recursive, dry_run, grid, quiet)
-    except (ConfigError, ModelError) as e:
-        err.print(f"error: {e}")
-        status = ExitStatus.USAGE
-    except (InputError, OutputError) as e:
+        status = _run(spec, preset, flags, threads, dry_run, quiet)
+    except (ConfigError, ModelError, InputError, OutputError) as e:
         err.print(f"error: {e}")
         status = ExitStatus.USAGE
     except KeyboardInterrupt:
-        err.print("interrupted")
+        err.print("interrupted before any image was restored")
         status = ExitStatus.INTERRUPTED
     except Exception as e:  # a bug, not bad input: one line, the traceback on request
         if os.environ.get("CODE_RESTORE_DEBUG"):
             raise
-        err.print(f"internal error: {e.__class__.__name__}: {_first_line(e)} (set CODE_RESTORE_DEBUG=1 for the traceback)")
+        err.print(f"internal error: {e.__class__.__name__}: {first_line(e)} (set CODE_RESTORE_DEBUG=1 for the traceback)")
         status = ExitStatus.USAGE
     raise typer.Exit(int(status))
 
 
-def plan(items: list[imageio.InputItem], output: Path, cfg: RestoreConfig, fmt: str, suffix: str) -> tuple[list[Job], list[tuple[imageio.InputItem, str]]]:
-    """Output path per (input, sample); inputs whose output another input already claims fail."""
-    jobs, clashes, claimed = [], [], {}
-    for item in items:
-        for k in range(cfg.samples):
-            sample = k if cfg.samples > 1 else None
-            try:
-                dest = imageio.output_path(item, output, fmt, suffix, sample)
-            except OutputError as e:
-                clashes.append((item, str(e)))
-                break
-            if dest in claimed:
-                clashes.append((item, f"{item.path}: output {dest} is already the output of {claimed[dest]}; rename one or use --suffix"))
-                break
-            claimed[dest] = item.path
-            jobs.append(Job(item, sample, dest))
-    return jobs, clashes
-
-
-def run(input: str, output: Path, preset: str | None, flags: dict, fmt: str, suffix: str, overwrite: bool,
-        skip_existing: bool, recursive: bool, dry_run: bool, grid: bool, quiet: bool) -> ExitStatus:
+def _run(spec: RunSpec, preset: str | None, flags: dict, threads_: int, dry_run: bool, quiet: bool) -> ExitStatus:
     cfg, preset_name = build_config(preset, flags)
-    in_root = Path(input)
-    if in_root.is_dir() and output.resolve() == in_root.resolve():
-        raise ConfigError(f"{output}: OUTPUT is the INPUT folder; choose another folder (inputs are never modified)")
-    items = imageio.discover(input, output, recursive)
-    if not items:
-        raise InputError(f"{input}: no images found ({', '.join(imageio.IMAGE_EXTENSIONS)})" + ("" if recursive else "; use --recursive for sub-folders"))
-    jobs, clashes = plan(items, output, cfg, fmt, suffix)
+    run = Run(spec, cfg, preset_name)
+    plan = run.plan()
+
+    # torch is imported only when there is work; the device and the model are ready before
+    # anything is created in OUTPUT, so a failed start leaves nothing behind.
+    from code_cli.pipeline import CODEPipeline, resolve_device
+
+    device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        threads_ = threads.configure(threads_)
+    pipe = CODEPipeline.from_pretrained(cfg.model)
     if dry_run:
-        for j in jobs:
-            out.print(f"{j.item.path} -> {j.dest}")
-        for item, msg in clashes:
-            out.print(f"skip {item.path}: {msg}")
-        out.print(f"{len(jobs)} restorations, {cfg.nfe} network calls each, {cfg.nfe * len(jobs)} in all (preset {preset_name})")
+        _dry_run(pipe, plan, cfg, preset_name, device, threads_)
         return ExitStatus.OK
 
-    from code_cli.pipeline import CODEPipeline  # torch is imported only when there is work
-
-    pipe = CODEPipeline.from_pretrained(cfg.model)
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"{output}: cannot create the output folder ({e.strerror})") from None
-    imageio.remove_stale_temporaries(output)
-    imageio.write_text_atomic(output / "config.yaml", f"# preset: {preset_name}\n" + cfg.to_yaml())
-    log = RunLog(output, uuid.uuid4().hex[:12])
-    params = {**asdict(cfg), "preset": preset_name, "model_sha256": pipe.model_info.weights_sha256, "nfe_formula": cfg.nfe}
-    cfg_hash = cfg.hash()
-    done = finished_outputs(output) if skip_existing else {}
-    base = dict(config_hash=cfg_hash, params=params)
-
-    for item, msg in clashes:
-        _fail(log, item, None, msg, quiet, base)
-    todo = []
-    for j in jobs:
-        if j.dest.exists() and not overwrite:
-            if skip_existing and done.get(str(j.dest)) == cfg_hash:
-                log.write(ImageRecord(str(j.item.path), str(j.dest), "skipped", sample=j.sample or 0, **base))
-                continue
-            if not skip_existing:
-                _fail(log, j.item, j.dest, f"{j.dest}: exists; use --overwrite, or --skip-existing to resume", quiet, base)
-                continue
-        todo.append(j)
-
+    bar = _progress(show=not quiet and err.is_terminal)
+    run.events = TerminalEvents(bar, quiet)
+    run.start(pipe)
     stop = Stop()
     previous = signal.signal(signal.SIGINT, stop)
-    show_bar = not quiet and err.is_terminal
-    total_calls = len(todo) * cfg.nfe
     try:
-        with _progress(show_bar) as bar:
-            img_task = bar.add_task("images", total=len(todo))
-            step_task = bar.add_task("network calls", total=total_calls)
-            for batch, loaded in _batches(todo, cfg.batch_size, log, quiet, base):
-                if stop.requested:
-                    break
-                for j, im, r in _restore(pipe, batch, loaded, cfg, lambda n: bar.advance(step_task, n)):
-                    if isinstance(r, str):
-                        _fail(log, j.item, j.dest, r, quiet, base)
-                    else:
-                        _finish(log, j, im, r, grid, output, quiet, base, show_bar)
-                    bar.advance(img_task, 1)
+        with bar:
+            summary = run.execute(pipe, plan, stop=lambda: stop.requested)
     finally:
         signal.signal(signal.SIGINT, previous)
-    _summary(log)
-    if stop.requested:
+    _summary(summary)
+    if summary.interrupted:
         return ExitStatus.INTERRUPTED
-    return ExitStatus.SOME_FAILED if log.counts["failed"] else ExitStatus.OK
+    return ExitStatus.SOME_FAILED if summary.failed else ExitStatus.OK
 
 
-def _restore(pipe, batch: list[Job], loaded: list[imageio.LoadedImage], cfg: RestoreConfig, progress):
-    """(job, image, result or error message) per job. A batch that fails (CUDA out of
-    memory, a model error) is retried one image at a time, so one image cannot sink the rest."""
-    import torch
-
-    from code_cli.pipeline import image_seed
-
-    seeds = [image_seed(cfg.seed, j.item.rel.as_posix(), j.sample or 0) for j in batch]
-    try:
-        # one network call advances every image of the batch by one step
-        results = pipe(torch.stack([im.rgb for im in loaded]), seeds=seeds, config=cfg,
-                       progress=lambda n: progress(n * len(batch)))
-        return list(zip(batch, loaded, results))
-    except (RuntimeError, ValueError) as e:
-        if len(batch) > 1:
-            err.print(f"warning: a batch of {len(batch)} failed ({_first_line(e)}); retrying one image at a time")
-            return [t for j, im in zip(batch, loaded) for t in _restore(pipe, [j], [im], cfg, progress)]
-        return [(batch[0], loaded[0], f"{batch[0].item.path}: restoration failed ({_first_line(e)})")]
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _first_line(e: BaseException) -> str:
-    return (str(e).splitlines() or [e.__class__.__name__])[0][:200]
+def _dry_run(pipe, plan: Plan, cfg: RestoreConfig, preset_name: str, device, threads_: int) -> None:
+    """The plan, and its time from a short calibration of this model on this device."""
+    for j in plan.jobs:
+        out.print(f"{j.item.path} -> {j.dest}")
+    for item, msg in plan.clashes:
+        out.print(f"skip {item.path}: {msg}")
+    from code_cli.runner import estimate_seconds
+
+    total, tiled = 0.0, []
+    per_call = {}
+    for j in plan.jobs:
+        try:
+            size = imageio.peek_size(j.item.path)
+        except InputError as e:
+            out.print(f"unreadable: {e}")
+            continue
+        if size not in per_call:
+            per_call[size] = estimate_seconds(pipe, cfg, size)
+        est = per_call[size]
+        total += est.seconds_per_call * cfg.nfe
+        if est.tiles > 1:
+            tiled.append((j.item.path, size, est))
+    n = len(plan.jobs)
+    where = f"{device.type}" + (f", {_plural(threads_, 'thread')}" if device.type == "cpu" else "")
+    out.print(f"{_plural(n, 'restoration')}, {_plural(cfg.nfe, 'network call')} each, {cfg.nfe * n} in all "
+              f"(preset {preset_name}); about {_duration(total)} on {where}")
+    for path, (w, h), est in tiled:
+        out.print(f"{path}: {w}x{h} runs each network call on {est.tiles} tiles of {est.tile} px "
+                  f"(about {_duration(est.seconds_per_call * cfg.nfe)} for this image)")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class CallsETA(ProgressColumn):
+    """Time left from the mean seconds per network call so far. Rich's own estimate needs several
+    updates within 30 s, which a large photo's calls (minutes each) never give it."""
+
+    def render(self, task) -> Text:
+        if not task.completed or task.total is None or task.elapsed is None:
+            return Text("eta -:--:--", style="progress.remaining")
+        left = task.elapsed / task.completed * (task.total - task.completed)
+        return Text(f"eta {time.strftime('%H:%M:%S', time.gmtime(left))}", style="progress.remaining")
 
 
 def _progress(show: bool) -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), CallsETA(),
         console=err, disable=not show, transient=False,
     )
 
 
-def _batches(jobs: list[Job], size: int, log: RunLog, quiet: bool, base: dict):
-    """Consecutive same-size jobs grouped up to `size`; unreadable inputs are logged and dropped."""
-    batch, loaded = [], []
-    for j in jobs:
-        try:
-            im = imageio.load(j.item.path)
-        except InputError as e:
-            _fail(log, j.item, j.dest, str(e), quiet, base)
-            continue
-        if batch and (len(batch) == size or loaded[0].rgb.shape != im.rgb.shape):
-            yield batch, loaded
-            batch, loaded = [], []
-        batch.append(j)
-        loaded.append(im)
-    if batch:
-        yield batch, loaded
+class TerminalEvents(Events):
+    """A line per finished image (above the bars in a terminal), the current file, the bars."""
+
+    def __init__(self, bar: Progress, quiet: bool):
+        self.bar, self.quiet = bar, quiet
+        self.images = self.calls_task = None
+
+    def started(self, todo: list[Job], calls_per_image: int) -> None:
+        self.images = self.bar.add_task("images", total=len(todo))
+        self.calls_task = self.bar.add_task("network calls", total=len(todo) * calls_per_image)
+
+    def batch(self, jobs: list[Job]) -> None:
+        more = f" (+{len(jobs) - 1})" if len(jobs) > 1 else ""
+        self.bar.update(self.images, description=f"{jobs[0].item.path.name}{more}")
+
+    def calls(self, n: int) -> None:
+        self.bar.advance(self.calls_task, n)
+
+    def done(self, job: Job, seconds: float, nfe: int) -> None:
+        self.bar.advance(self.images, 1)
+        if not self.quiet:
+            err.print(f"ok {job.item.path} -> {job.dest} ({nfe} calls, {seconds:.1f} s)")
+
+    def skipped(self, job: Job) -> None:
+        if not self.quiet:
+            err.print(f"skipped {job.dest} (made by this config in an earlier run)")
+
+    def failed(self, message: str) -> None:
+        if self.images is not None:
+            self.bar.advance(self.images, 1)
+        err.print(f"error: {message}")
+
+    def warning(self, message: str) -> None:
+        err.print(f"warning: {message}")
 
 
-def _finish(log: RunLog, j: Job, im: imageio.LoadedImage, r, grid: bool, output: Path, quiet: bool, base: dict, bar: bool) -> None:
-    try:
-        if not r.finite:
-            raise NumericalError(f"{j.item.path}: the model produced NaN or Inf; nothing written")
-        restored = imageio.to_pil(r.image, im)
-        imageio.save_atomic(restored, j.dest, im.icc)
-        if grid:
-            before = imageio.to_pil(im.rgb, im)
-            gdest = output / "grids" / j.dest.relative_to(output).with_suffix(".png")
-            imageio.save_atomic(imageio.strip([before, restored]), gdest, None)
-    except CodeRestoreError as e:
-        _fail(log, j.item, j.dest, str(e), quiet, base)
-        return
-    log.write(ImageRecord(
-        str(j.item.path), str(j.dest), "ok", sample=j.sample or 0, seed=r.seed, nfe=r.nfe, seconds=round(r.seconds, 3),
-        note=im.note, config_hash=base["config_hash"], params={**base["params"], **r.info},
-    ))
-    if not quiet and not bar:
-        err.print(f"ok {j.item.path} -> {j.dest} ({r.nfe} calls, {r.seconds:.1f} s)")
-
-
-def _fail(log: RunLog, item: imageio.InputItem, dest: Path | None, msg: str, quiet: bool, base: dict) -> None:
-    log.write(ImageRecord(str(item.path), str(dest) if dest else None, "failed", error=msg, **base))
-    err.print(f"error: {msg}")
-
-
-def _summary(log: RunLog) -> None:
+def _summary(s: Summary) -> None:
     table = Table(box=None, show_header=False)
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
-    for status in ("ok", "skipped", "failed"):
-        table.add_row(status, str(log.counts[status]))
-    table.add_row("log", str(log.path))
+    for status, n in (("ok", s.ok), ("skipped", s.skipped), ("failed", len(s.failed))):
+        table.add_row(status, str(n))
+    table.add_row("log", str(s.log))
     out.print(table)
-    if log.failed:
+    if s.failed:
         out.print("failed inputs:")
-        for path, _ in log.failed:
+        for path, _ in s.failed:
             out.print(f"  {path}")
+    if s.interrupted:
+        err.print(f"interrupted: {s.ok} done, {s.left} left; resume with --skip-existing")
 
 
 def entrypoint() -> None:

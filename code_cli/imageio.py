@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
+import io
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +105,18 @@ def load(path: Path) -> LoadedImage:
         raise InputError(f"{path}: cannot decode image ({reason})") from None
 
 
+def peek_size(path: Path) -> tuple[int, int]:
+    """(width, height) as load() would give it (EXIF orientation applied), from the header only."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # orientations that swap the axes
+                w, h = h, w
+            return w, h
+    except Exception as e:  # noqa: BLE001 - any decoder failure is this input's problem, said in one line
+        raise InputError(f"{path}: cannot read the image header ({e.__class__.__name__})") from None
+
+
 def _decode(im: Image.Image, icc: bytes | None, note: str) -> LoadedImage:
     alpha = None
     mode = im.mode
@@ -166,16 +181,21 @@ def output_path(item: InputItem, out_dir: Path, fmt: str, suffix: str, sample: i
 
 
 @contextlib.contextmanager
-def _atomic(dest: Path, mode: str):
-    """A file object for a temporary beside dest, renamed over dest on success only."""
+def _atomic(dest: Path, mode: str, before_rename: Callable[[], None] | None = None):
+    """A file object for a temporary beside dest, renamed over dest on success only.
+    `before_rename` runs once the data is on disk, just before the rename (e.g. to log it)."""
     tmp = None
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        # mkstemp makes the file owner-only; outputs get the mode any new file of the user gets
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        if before_rename:
+            before_rename()
         os.replace(tmp, dest)
         tmp = None
     except OSError as e:
@@ -183,6 +203,20 @@ def _atomic(dest: Path, mode: str):
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
@@ -193,16 +227,24 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     return stale
 
 
-def save_atomic(im: Image.Image, dest: Path, icc: bytes | None) -> None:
-    """Write to a temporary file beside dest, then rename: a crash never leaves half an image."""
+def save_atomic(
+    im: Image.Image, dest: Path, icc: bytes | None, before_rename: Callable[[str], None] | None = None
+) -> str:
+    """Write to a temporary file beside dest, then rename: a crash never leaves half an image.
+    `before_rename(sha256)` runs just before the rename; returns the SHA-256 of the bytes written."""
     fmt = WRITABLE[dest.suffix.lower().lstrip(".")]
     if fmt == "JPEG" and im.mode not in ("RGB", "L"):
         im = im.convert("RGB")  # JPEG has no alpha
     kwargs = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
     if icc:
         kwargs["icc_profile"] = icc
-    with _atomic(dest, "wb") as f:
-        im.save(f, format=fmt, **kwargs)
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kwargs)
+    data = buf.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    with _atomic(dest, "wb", (lambda: before_rename(digest)) if before_rename else None) as f:
+        f.write(data)
+    return digest
 
 
 def write_text_atomic(dest: Path, text: str) -> None:

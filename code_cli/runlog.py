@@ -30,6 +30,8 @@ class ImageRecord:
     nfe: int | None = None
     seconds: float | None = None
     note: str = ""
+    relpath: str | None = None  # the output relative to OUTPUT: the key --skip-existing looks up
+    sha256: str | None = None  # of the output file as written: proves it was not changed since
     config_hash: str = ""
     run_id: str = ""
     params: dict[str, Any] = field(default_factory=dict)
@@ -46,7 +48,7 @@ class RunLog:
         rec.run_id = self.run_id
         line = json.dumps(asdict(rec), ensure_ascii=False, sort_keys=False) + "\n"
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # the umask decides, as for any file
             try:
                 os.write(fd, line.encode("utf-8", "surrogateescape"))
                 os.fsync(fd)
@@ -59,10 +61,22 @@ class RunLog:
             self.failed.append((rec.input, rec.error or ""))
 
 
-def finished_outputs(out_dir: Path) -> dict[str, str]:
-    """output path -> config hash of the last successful record for it."""
+@dataclass(frozen=True)
+class Made:
+    """What the log says about one output the tool wrote."""
+
+    input: str
+    config_hash: str
+    sha256: str | None  # None in logs written before outputs were hashed
+
+
+def finished_outputs(out_dir: Path) -> dict[str, Made]:
+    """Output (relative to OUTPUT; the path as logged for older logs) -> its last successful record.
+
+    A later failed attempt at the same output does not erase the proof: a failed attempt
+    never touches the file (writes are atomic)."""
     path = out_dir / LOG_NAME
-    done: dict[str, str] = {}
+    done: dict[str, Made] = {}
     if not path.is_file():
         return done
     with path.open(encoding="utf-8", errors="surrogateescape") as f:
@@ -72,5 +86,6 @@ def finished_outputs(out_dir: Path) -> dict[str, str]:
             except json.JSONDecodeError:
                 continue  # a line cut by SIGKILL: that image is simply redone
             if rec.get("status") == "ok" and rec.get("output"):
-                done[rec["output"]] = rec.get("config_hash", "")
+                key = rec.get("relpath") or rec["output"]
+                done[key] = Made(rec.get("input", ""), rec.get("config_hash", ""), rec.get("sha256"))
     return done

@@ -10,6 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from code_cli.cli import app
+from code_cli.presets import DEFAULT_PRESET
 from tests.conftest import write_image
 
 runner = CliRunner()
@@ -54,8 +55,8 @@ def test_restores_a_folder_with_sizes_modes_and_log(inputs, tmp_path, tiny_model
     for key in ("method", "preset", "model", "model_sha256", "steps", "depth", "epsilon", "device", "dtype", "cbc", "eta"):
         assert key in rec["params"], key
     assert rec["nfe"] == 2 + 3 + 2
-    assert rec["params"]["preset"] == "default"
-    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert rec["params"]["preset"] == DEFAULT_PRESET
+    cfg = yaml.safe_load((out / "configs" / f"{rec['config_hash']}.yaml").read_text())
     assert cfg["steps"] == 10 and cfg["depth"] == 2
     assert (out / "grids" / "a.png").is_file()
     assert not list(out.rglob("*.part"))
@@ -134,10 +135,11 @@ def test_existing_outputs_are_not_overwritten_unless_asked(inputs, tmp_path, tin
     r = restore(inputs / "a.png", out, "--model", tiny_model, *FAST, "--skip-existing")
     assert r.exit_code == 0
     assert records(out)[-1]["status"] == "skipped"
-    # a changed config reprocesses even with --skip-existing
+    # another config's output is not this run's to skip nor to replace
     r = restore(inputs / "a.png", out, "--model", tiny_model, *FAST[:-1], "3", "--skip-existing")
-    assert r.exit_code == 0
-    assert records(out)[-1]["status"] == "ok"
+    assert r.exit_code == 1 and "exists and was made with another config" in r.output
+    assert records(out)[-1]["status"] == "failed"
+    assert (out / "a.png").stat().st_mtime_ns == stamp
 
 
 def test_a_bad_image_does_not_stop_the_batch(inputs, tmp_path, tiny_model):
@@ -227,9 +229,9 @@ def test_output_equal_to_input_is_refused(inputs, tiny_model):
 
 
 def test_dry_run_lists_and_writes_nothing(inputs, tmp_path):
-    r = restore(inputs, tmp_path / "out", "--dry-run")
+    r = restore(inputs, tmp_path / "out", "--dry-run", "--preset", "default")
     assert r.exit_code == 0
-    assert "4 restorations, 33 network calls each, 132 in all" in r.output
+    assert "4 restorations, 33 network calls each, 132 in all (preset default); about " in r.output
     assert not (tmp_path / "out").exists()
 
 

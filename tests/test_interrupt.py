@@ -58,7 +58,8 @@ def test_interrupt_then_resume_matches_an_uninterrupted_run(tmp_path, tiny_model
     log = proc.stdout.read()
     if sig == signal.SIGINT:
         assert code == 130, log
-        assert "stopping after the current image" in log
+        assert "stopping at the next network call" in log
+        assert "interrupted: " in log and " left; resume with --skip-existing" in log
     else:
         assert code == -signal.SIGKILL
     partial = images(out)
