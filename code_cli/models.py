@@ -92,18 +92,35 @@ def _layout(folder: Path) -> tuple[Path, Path]:
     return unet, sched
 
 
-def _weights_file(unet_dir: Path) -> Path:
+SHARD_INDEX = "diffusion_pytorch_model.safetensors.index.json"
+
+
+def _weights_files(unet_dir: Path) -> list[Path]:
+    """The weights: one file, or the safetensors shards an index lists (how a model
+    trained where files travel in pieces under 16 MB is stored)."""
     for name in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"):
         if (unet_dir / name).is_file():
-            return unet_dir / name
-    raise ModelError(f"{unet_dir}: no diffusion_pytorch_model.safetensors or .bin weights")
+            return [unet_dir / name]
+    index = unet_dir / SHARD_INDEX
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (OSError, json.JSONDecodeError, KeyError, AttributeError) as e:
+            raise ModelError(f"{index}: unreadable shard index ({e.__class__.__name__})") from None
+        missing = [s for s in shards if not (unet_dir / s).is_file()]
+        if missing:
+            raise ModelError(f"{unet_dir}: shard(s) {', '.join(missing)} listed in {SHARD_INDEX} are missing")
+        return [unet_dir / s for s in shards]
+    raise ModelError(f"{unet_dir}: no diffusion_pytorch_model.safetensors, .bin or sharded safetensors weights")
 
 
-def _sha256(path: Path) -> str:
+def _sha256(paths: list[Path]) -> str:
+    """SHA-256 of the weight bytes in order: for a single file, that file's own hash."""
     h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    for path in paths:
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
     return h.hexdigest()
 
 
@@ -111,7 +128,7 @@ def load(spec: str) -> tuple[UNet2DModel, DDPMScheduler, ModelInfo]:
     """Load the UNet (eval mode, float32, CPU) and a DDPM schedule with the same betas."""
     folder = locate(spec)
     unet_dir, sched_file = _layout(folder)
-    weights = _weights_file(unet_dir)
+    weights = _weights_files(unet_dir)
     try:
         config = json.loads(sched_file.read_text())
     except (OSError, json.JSONDecodeError) as e:
@@ -124,7 +141,7 @@ def load(spec: str) -> tuple[UNet2DModel, DDPMScheduler, ModelInfo]:
     try:
         # Any DDPM-family scheduler config carries the betas; DDPMScheduler rebuilds abar from them.
         scheduler = DDPMScheduler.from_config(config)
-        unet = UNet2DModel.from_pretrained(unet_dir, use_safetensors=weights.suffix == ".safetensors")
+        unet = UNet2DModel.from_pretrained(unet_dir, use_safetensors=weights[0].suffix == ".safetensors")
     except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
         msg = str(e).splitlines()[0][:200] if str(e) else e.__class__.__name__
         raise ModelError(f"{folder}: cannot load the model: {msg}") from None

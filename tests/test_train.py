@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from code_cli import models
-from code_cli.train import TrainConfig, build_unet, export, learning_rate, train
+from code_cli.prior.train import TrainConfig, build_unet, export, learning_rate, train
 
 TINY = TrainConfig(
     channels=(32, 32), layers_per_block=1, crop=16, batch=2, warmup=1, scales=(1.0, 0.5),
