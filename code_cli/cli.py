@@ -25,8 +25,8 @@ from rich.table import Table  # noqa: E402
 from rich.text import Text  # noqa: E402
 from typer.core import TyperCommand  # noqa: E402
 
-from code_cli import __version__, imageio  # noqa: E402
-from code_cli.errors import CodeRestoreError, ConfigError, InputError, ModelError, OutputError  # noqa: E402
+from code_cli import __version__, distributed, imageio  # noqa: E402
+from code_cli.errors import ConfigError, InputError, ModelError, OutputError  # noqa: E402
 from code_cli.presets import RestoreConfig, build_config, list_presets  # noqa: E402
 from code_cli.runner import Events, Job, Plan, Run, RunSpec, Summary, first_line  # noqa: E402
 
@@ -38,8 +38,9 @@ class ExitStatus(enum.IntEnum):
     INTERRUPTED = 130
 
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+# markup off: file names like "photo[1].png" must print as they are
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+out = Console(highlight=False, soft_wrap=True, markup=False)
 FORMATS = ["same", *dict.fromkeys(imageio.WRITABLE)]
 
 
@@ -153,32 +154,45 @@ def main(
 
 def _run(spec: RunSpec, preset: str | None, flags: dict, threads_: int, dry_run: bool, quiet: bool) -> ExitStatus:
     cfg, preset_name = build_config(preset, flags)
-    run = Run(spec, cfg, preset_name)
+    rank = distributed.from_env()
+    run = Run(spec, cfg, preset_name, rank=rank)
     plan = run.plan()
 
     # torch is imported only when there is work; the device and the model are ready before
     # anything is created in OUTPUT, so a failed start leaves nothing behind.
+    import torch
+
     from code_cli.pipeline import CODEPipeline, resolve_device
 
     device = resolve_device(cfg.device)
+    if device.type == "cuda" and rank.multi:
+        torch.cuda.set_device(rank.local_rank)  # "cuda" now means this process's GPU
     if device.type == "cpu":
-        threads_ = threads.configure(threads_)
+        # processes on one machine share its CPUs
+        threads_ = threads.configure(threads_ or max(1, threads.available_cpus() // rank.local_world))
+    distributed.init(rank, device.type)
     pipe = CODEPipeline.from_pretrained(cfg.model)
     if dry_run:
-        _dry_run(pipe, plan, cfg, preset_name, device, threads_)
+        if rank.is_main:
+            _dry_run(pipe, plan, cfg, preset_name, device, threads_)
         return ExitStatus.OK
 
-    bar = _progress(show=not quiet and err.is_terminal)
-    run.events = TerminalEvents(bar, quiet)
-    run.start(pipe)
-    stop = Stop()
-    previous = signal.signal(signal.SIGINT, stop)
+    bar = _progress(show=not quiet and err.is_terminal and not rank.multi)
+    run.events = TerminalEvents(bar, quiet, prefix=f"[rank {rank.rank}] " if rank.multi else "")
     try:
-        with bar:
-            summary = run.execute(pipe, plan, stop=lambda: stop.requested)
+        run.start(pipe)
+        stop = Stop()
+        previous = signal.signal(signal.SIGINT, stop)
+        try:
+            with bar:
+                summary = run.execute(pipe, plan, stop=lambda: stop.requested)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        summary = run.finish(summary)
     finally:
-        signal.signal(signal.SIGINT, previous)
-    _summary(summary)
+        distributed.finish(rank)
+    if rank.is_main:
+        _summary(summary)
     if summary.interrupted:
         return ExitStatus.INTERRUPTED
     return ExitStatus.SOME_FAILED if summary.failed else ExitStatus.OK
@@ -248,8 +262,8 @@ def _progress(show: bool) -> Progress:
 class TerminalEvents(Events):
     """A line per finished image (above the bars in a terminal), the current file, the bars."""
 
-    def __init__(self, bar: Progress, quiet: bool):
-        self.bar, self.quiet = bar, quiet
+    def __init__(self, bar: Progress, quiet: bool, prefix: str = ""):
+        self.bar, self.quiet, self.prefix = bar, quiet, prefix
         self.images = self.calls_task = None
 
     def started(self, todo: list[Job], calls_per_image: int) -> None:
@@ -266,19 +280,19 @@ class TerminalEvents(Events):
     def done(self, job: Job, seconds: float, nfe: int) -> None:
         self.bar.advance(self.images, 1)
         if not self.quiet:
-            err.print(f"ok {job.item.path} -> {job.dest} ({nfe} calls, {seconds:.1f} s)")
+            err.print(f"{self.prefix}ok {job.item.path} -> {job.dest} ({nfe} calls, {seconds:.1f} s)")
 
     def skipped(self, job: Job) -> None:
         if not self.quiet:
-            err.print(f"skipped {job.dest} (made by this config in an earlier run)")
+            err.print(f"{self.prefix}skipped {job.dest} (made by this config in an earlier run)")
 
     def failed(self, message: str) -> None:
         if self.images is not None:
             self.bar.advance(self.images, 1)
-        err.print(f"error: {message}")
+        err.print(f"{self.prefix}error: {message}")
 
     def warning(self, message: str) -> None:
-        err.print(f"warning: {message}")
+        err.print(f"{self.prefix}warning: {message}")
 
 
 def _summary(s: Summary) -> None:

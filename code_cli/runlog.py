@@ -37,9 +37,14 @@ class ImageRecord:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+def rank_log_name(rank: int) -> str:
+    """Each process of a multi-process run appends to its own log; rank 0 merges them at the end."""
+    return f"run.rank{rank}.jsonl"
+
+
 class RunLog:
-    def __init__(self, out_dir: Path, run_id: str):
-        self.path = out_dir / LOG_NAME
+    def __init__(self, out_dir: Path, run_id: str, name: str = LOG_NAME):
+        self.path = out_dir / name
         self.run_id = run_id
         self.counts: Counter[str] = Counter()
         self.failed: list[tuple[str, str]] = []
@@ -70,22 +75,43 @@ class Made:
     sha256: str | None  # None in logs written before outputs were hashed
 
 
+def _logs(out_dir: Path) -> list[Path]:
+    """run.jsonl, then any per-rank logs a multi-process run has not merged yet (a crashed rank's)."""
+    return [p for p in [out_dir / LOG_NAME, *sorted(out_dir.glob("run.rank*.jsonl"))] if p.is_file()]
+
+
 def finished_outputs(out_dir: Path) -> dict[str, Made]:
     """Output (relative to OUTPUT; the path as logged for older logs) -> its last successful record.
 
     A later failed attempt at the same output does not erase the proof: a failed attempt
     never touches the file (writes are atomic)."""
-    path = out_dir / LOG_NAME
     done: dict[str, Made] = {}
-    if not path.is_file():
-        return done
-    with path.open(encoding="utf-8", errors="surrogateescape") as f:
-        for line in f:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by SIGKILL: that image is simply redone
-            if rec.get("status") == "ok" and rec.get("output"):
-                key = rec.get("relpath") or rec["output"]
-                done[key] = Made(rec.get("input", ""), rec.get("config_hash", ""), rec.get("sha256"))
+    for path in _logs(out_dir):
+        with path.open(encoding="utf-8", errors="surrogateescape") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by SIGKILL: that image is simply redone
+                if rec.get("status") == "ok" and rec.get("output"):
+                    key = rec.get("relpath") or rec["output"]
+                    done[key] = Made(rec.get("input", ""), rec.get("config_hash", ""), rec.get("sha256"))
     return done
+
+
+def merge_rank_logs(out_dir: Path) -> int:
+    """Append every per-rank log to run.jsonl (in rank order, one write, fsynced), then remove them.
+    Returns the number of lines merged."""
+    ranks = sorted(out_dir.glob("run.rank*.jsonl"), key=lambda p: int(p.name[8:-6] or 0))
+    text = "".join(p.read_text(encoding="utf-8", errors="surrogateescape") for p in ranks)
+    text = "".join(line + "\n" for line in text.splitlines() if line.strip())
+    if text:
+        fd = os.open(out_dir / LOG_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, text.encode("utf-8", "surrogateescape"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for p in ranks:
+        p.unlink()
+    return text.count("\n")

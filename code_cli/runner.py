@@ -6,7 +6,7 @@ colours) arrives through an `Events` object, so the loop itself never prints.
     run = Run(RunSpec(input="in/", output=Path("out")), cfg, "default", events)
     plan = run.plan()                       # discovery and output names; touches nothing
     run.start(pipe)                         # OUTPUT is created only now, with the model loaded
-    summary = run.execute(pipe, plan, stop=lambda: False)
+    summary = run.finish(run.execute(pipe, plan, stop=lambda: False))
 
 Existing outputs are only replaced with `overwrite`; `skip_existing` skips an
 output only when run.jsonl proves this config wrote it and the file is still
@@ -21,10 +21,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from code_cli import imageio
+from code_cli import distributed, imageio
 from code_cli.errors import CodeRestoreError, InputError, NumericalError, OutputError
 from code_cli.presets import RestoreConfig
-from code_cli.runlog import ImageRecord, RunLog, finished_outputs
+from code_cli.runlog import LOG_NAME, ImageRecord, RunLog, finished_outputs, merge_rank_logs, rank_log_name
 
 CONFIG_DIR = "configs"  # OUTPUT/configs/<config hash>.yaml: the exact config behind each log line
 
@@ -89,9 +89,11 @@ class Events:
 
 
 class Run:
-    def __init__(self, spec: RunSpec, cfg: RestoreConfig, preset_name: str, events: Events | None = None):
+    def __init__(self, spec: RunSpec, cfg: RestoreConfig, preset_name: str, events: Events | None = None,
+                 rank: distributed.Rank = distributed.Rank()):
         self.spec, self.cfg, self.preset_name = spec, cfg, preset_name
         self.events = events or Events()
+        self.rank = rank
         self.run_id = uuid.uuid4().hex[:12]
         self.log: RunLog | None = None
         self.base: dict = {}
@@ -108,22 +110,54 @@ class Run:
         if not items:
             exts = ", ".join(imageio.IMAGE_EXTENSIONS)
             raise InputError(f"{spec.input}: no images found ({exts})" + ("" if spec.recursive else "; use --recursive for sub-folders"))
-        return plan_outputs(items, spec.output, self.cfg, spec.fmt, spec.suffix)
+        full = plan_outputs(items, spec.output, self.cfg, spec.fmt, spec.suffix)
+        # Output names are claimed over the whole input list, so every rank sees the same clashes;
+        # rank 0 reports them, and each rank takes its share of the jobs.
+        clashes = full.clashes if self.rank.is_main else []
+        return Plan(distributed.shard(full.jobs, self.rank), clashes)
 
     # -- starting: only once the model and device are ready --------------------------------------
 
     def start(self, pipe) -> None:
+        """Create OUTPUT, clear a killed run's temporaries, record the config, open the log.
+        In a multi-process run every rank takes rank 0's run id, and rank 0 starts first: the
+        others would race its clean-up of temporaries."""
+        self.run_id = distributed.broadcast(self.rank, self.run_id)
+        if self.rank.is_main:
+            self._start(pipe)
+        distributed.barrier(self.rank)
+        if not self.rank.is_main:
+            self._start(pipe)
+
+    def finish(self, summary: Summary) -> Summary:
+        """One process: the summary as is. Several: wait for all, and on rank 0 merge the per-rank
+        logs into run.jsonl and add up the summaries (other ranks keep their own)."""
+        if not self.rank.multi:
+            return summary
+        everyone = distributed.gather(self.rank, summary)
+        distributed.barrier(self.rank)  # every rank has closed its log
+        if not self.rank.is_main:
+            return summary
+        merge_rank_logs(self.spec.output)
+        return Summary(
+            ok=sum(s.ok for s in everyone), skipped=sum(s.skipped for s in everyone),
+            failed=[f for s in everyone for f in s.failed], left=sum(s.left for s in everyone),
+            interrupted=any(s.interrupted for s in everyone), log=self.spec.output / LOG_NAME,
+        )
+
+    def _start(self, pipe) -> None:
         out = self.spec.output
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise OutputError(f"{out}: cannot create the output folder ({e.strerror})") from None
-        imageio.remove_stale_temporaries(out)
+        if self.rank.is_main:
+            imageio.remove_stale_temporaries(out)
         cfg_hash = self.cfg.hash()
         cfg_file = out / CONFIG_DIR / f"{cfg_hash}.yaml"
         if not cfg_file.exists():  # same hash, same content: written once, never rewritten
             imageio.write_text_atomic(cfg_file, f"# preset: {self.preset_name}\n# config_hash: {cfg_hash}\n" + self.cfg.to_yaml())
-        self.log = RunLog(out, self.run_id)
+        self.log = RunLog(out, self.run_id, rank_log_name(self.rank.rank) if self.rank.multi else LOG_NAME)
         params = {**asdict(self.cfg), "preset": self.preset_name, "model_sha256": pipe.model_info.weights_sha256,
                   "nfe_formula": self.cfg.nfe}
         self.base = dict(config_hash=cfg_hash, params=params)

@@ -234,3 +234,11 @@ def test_an_unquoted_glob_gets_a_hint_to_quote_it(tmp_path):
 def test_help_lists_every_output_format():
     r = runner.invoke(app, ["--help"], terminal_width=200)
     assert "same | png | jpg | jpeg | webp | tif | tiff | bmp" in " ".join(r.output.split())
+
+
+def test_file_names_with_brackets_print_as_they_are(tmp_path, tiny_model):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "photo[1].png").write_bytes(b"")
+    r = restore(tmp_path / "in", tmp_path / "out", "--model", tiny_model, *FAST)
+    assert r.exit_code == 1
+    assert f"error: {tmp_path / 'in' / 'photo[1].png'}: empty file (0 bytes)" in r.output
