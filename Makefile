@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: run test test-fast bench bench-speed model-card examples data train clean
+.PHONY: run test test-fast bench bench-speed model-card examples data train train-wide gpu-prep train-m-gpu clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -57,14 +57,40 @@ data: $(VENV)/.installed
 # The shipped code-prior-s, three phases by step count: uniform t; then half of
 # each batch at t < 300; then a 600-step cool-down (cosine learning rate to
 # 1/20, faster EMA). 87 minutes on an idle 2-core CPU (needs
-# mate-backgrounds). Resumes from runs/prior/checkpoint.pt when run again.
+# mate-backgrounds, or `make data`: data/photos/mate/ holds the same files). Resumes from runs/prior/checkpoint.pt when run again.
 # Keep the machine otherwise idle: --minutes caps the wall time, and a shared
 # CPU gets fewer steps into it.
 train: $(VENV)/.installed
-	$(PY) -m code_cli.train --out runs/prior --max-steps 2166 --minutes 90
-	$(PY) -m code_cli.train --out runs/prior --max-steps 2952 --minutes 90 --low-t-fraction 0.5
-	$(PY) -m code_cli.train --out runs/prior --max-steps 3552 --minutes 130 --low-t-fraction 0.5 --lr-end 0.05 --ema-max 0.995
-	$(PY) -m code_cli.train --out runs/prior --export code_cli/weights/code-prior-s
+	$(PY) -m code_cli.prior.train --out runs/prior --max-steps 2166 --minutes 90
+	$(PY) -m code_cli.prior.train --out runs/prior --max-steps 2952 --minutes 90 --low-t-fraction 0.5
+	$(PY) -m code_cli.prior.train --out runs/prior --max-steps 3552 --minutes 130 --low-t-fraction 0.5 --lr-end 0.05 --ema-max 0.995
+	$(PY) -m code_cli.prior.train --out runs/prior --export code_cli/weights/code-prior-s
+
+# The same three phases on the wider photographs (the train split of `make data`),
+# into runs/prior-wide; export and compare with code-prior-s before replacing it.
+train-wide: $(VENV)/.installed
+	$(PY) -m code_cli.prior.train --data data/photos --out runs/prior-wide --max-steps 2166 --minutes 90
+	$(PY) -m code_cli.prior.train --data data/photos --out runs/prior-wide --max-steps 2952 --minutes 90 --low-t-fraction 0.5
+	$(PY) -m code_cli.prior.train --data data/photos --out runs/prior-wide --max-steps 3552 --minutes 130 --low-t-fraction 0.5 --lr-end 0.05 --ema-max 0.995
+	$(PY) -m code_cli.prior.train --out runs/prior-wide --export runs/code-prior-s-wide
+
+# code-prior-m on one GPU, in one device call. Here, after `make data`, once:
+#   make gpu-prep    the train split capped at 1024 px (data/pack, about 26 MB) and
+#                    the wheels the device image lacks (data/wheels: diffusers and
+#                    importlib_metadata); both travel as carried paths.
+# Then the run tool: command `bash code_cli/prior/train_m_gpu.sh` (or
+# `make train-m-gpu`), carry ["data/pack", "data/wheels"], timeout_s 600: 7.5
+# minutes of training, fp16 shards of < 14 MB, train.log and meta.tar in $OUT.
+# Back here: .venv/bin/python -m code_cli.prior.device unbundle FILES_AT code_cli/weights/code-prior-m
+DIFFUSERS ?= diffusers==0.42.1
+gpu-prep: $(VENV)/.installed
+	$(PY) -m code_cli.prior.device pack data/photos data/pack
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux2014_x86_64 -d data/wheels "$(DIFFUSERS)" importlib_metadata
+
+# Runs on the device machine (its python3 has torch; nothing here uses .venv).
+train-m-gpu:
+	bash code_cli/prior/train_m_gpu.sh
 
 clean:
 	rm -rf out bench-out .pytest_cache

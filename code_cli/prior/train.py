@@ -32,6 +32,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -40,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+from diffusers.utils import logging as diffusers_logging
 
 from code_cli.prior.manifest import read_manifest
 from code_cli.prior.photos import TRAIN_PHOTOS, cap_long_side, check_sources
@@ -126,21 +128,24 @@ class CropSampler:
     def __init__(self, cfg: TrainConfig, photos: Sequence[Image.Image], device: str | torch.device = "cpu"):
         self.cfg = cfg
         self.device = torch.device(device)
-        self.images: list[list[torch.Tensor]] = []
-        for photo in photos:
-            base = cap_long_side(photo, cfg.cap)
-            pyramid = []
-            for s in cfg.scales:
-                size = (round(base.width * s), round(base.height * s))
-                if min(size) < cfg.crop:
-                    continue
-                im = base.resize(size, Image.Resampling.LANCZOS) if s != 1.0 else base
-                pixels = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
-                pyramid.append(pixels.to(self.device))
-            if pyramid:
-                self.images.append(pyramid)
+        # PIL resizes without holding the GIL: threads build the pyramids side by side, in order.
+        with ThreadPoolExecutor() as pool:
+            self.images = [p for p in pool.map(self._pyramid, photos) if p]
         if not self.images:
             raise ValueError(f"no training photo is at least {cfg.crop} px on its short side")
+
+    def _pyramid(self, photo: Image.Image) -> list[torch.Tensor]:
+        cfg = self.cfg
+        base = cap_long_side(photo, cfg.cap)
+        pyramid = []
+        for s in cfg.scales:
+            size = (round(base.width * s), round(base.height * s))
+            if min(size) < cfg.crop:
+                continue
+            im = base.resize(size, Image.Resampling.LANCZOS) if s != 1.0 else base
+            pixels = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+            pyramid.append(pixels.to(self.device))
+        return pyramid
 
     def batch(self, g: torch.Generator) -> torch.Tensor:
         c = self.cfg.crop
@@ -242,7 +247,7 @@ def train(
         unet.load_state_dict(state["unet"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
-        g.set_state(state["gen"])
+        g.set_state(state["gen"].cpu())  # map_location put every tensor on the device, this one too
         if gd is not g and "gen_device" in state:
             gd.set_state(state["gen_device"].cpu())
         torch.set_rng_state(state["torch_rng"].cpu())
@@ -351,6 +356,8 @@ def export(ckpt: Path, dest: Path, fp16: bool = False, max_shard_mb: float | Non
     unet = build_unet(cfg)
     unet.load_state_dict(state["ema"])
     if fp16:
+        # diffusers warns about modules to keep in float32 on any .to(); this UNet has none.
+        diffusers_logging.set_verbosity_error()
         unet.to(torch.float16)
     dest.mkdir(parents=True, exist_ok=True)
     shard = f"{int(max_shard_mb * 1000)}KB" if max_shard_mb else None
