@@ -199,6 +199,14 @@ def test_dep5_last_matching_stanza_applies_and_exact_names_match_by_file_name():
     assert other.licence == "GPL-2+"  # debian/* never applies to installed files
 
 
+@pytest.mark.parametrize(
+    "written, spelled",
+    [("CC-BY-SA 4.0", "CC-BY-SA-4.0"), ("CC BY 2.0", "CC-BY-2.0"), ("Public Domain", "public domain"), ("GPLv2+", "GPL-2+")],
+)
+def test_licence_spellings_are_normalised(written, spelled):
+    assert licences.normalise(written) == spelled
+
+
 def test_gcompris_readme_stanzas_with_inline_and_listed_files():
     records = licences.parse_stanzas(README)
     owl = licences.lookup(records, "owl.webp")
@@ -294,10 +302,14 @@ def fake_package(tmp_path):
         "fake/rotated.jpg": (buf.getvalue(), "water"),
         "fake/tiny.png": (encode(smooth(14, (60, 90)), "PNG"), "objects"),
         "fake/cutout.png": (encode(cutout, "PNG"), "objects"),
+        "fake/noncommercial.jpg": (encode(smooth(15), "JPEG"), "plants"),
     }
     source = Source(
         "fake-pkg", "fake", "deb",
-        lambda root: (Found(n, data, "CC0-1.0", "a photographer", subject) for n, (data, subject) in images.items()),
+        lambda root: (
+            Found(n, data, "CC-BY-NC-4.0" if "noncommercial" in n else "CC0-1.0", "a photographer", subject)
+            for n, (data, subject) in images.items()
+        ),
     )
     heldout = {"fake/held.png": hashlib.sha256(held).hexdigest()}
     return source, heldout
@@ -310,7 +322,8 @@ def test_data_step_splits_drops_and_orients(tmp_path):
         dest, sources=[source], unpack=lambda s, cache, offline: (tmp_path, "9.9-1"), heldout=heldout, log=lambda *_: None
     )
     by_name = {p.name: p for p in manifest.photos}
-    assert set(by_name) == {"fake/keep.jpg", "fake/held.png", "fake/held_copy.jpg", "fake/rotated.jpg"}  # tiny, cut-out dropped
+    # Left out: the tiny image, the cut-out, and the photo whose licence forbids commercial use.
+    assert set(by_name) == {"fake/keep.jpg", "fake/held.png", "fake/held_copy.jpg", "fake/rotated.jpg"}
     assert by_name["fake/held.png"].split == "heldout"
     assert by_name["fake/held_copy.jpg"].split == "excluded"
     assert by_name["fake/keep.jpg"].split == "train"
@@ -362,3 +375,18 @@ def test_the_heldout_list_is_fixed_wide_and_unseen_by_code_prior_s():
     shorts = {s.short for s in SOURCES}
     assert {n.split("/")[0] for n in HELDOUT} <= shorts
     assert len({n.split("/")[0] for n in HELDOUT}) >= 8  # spread over sources, not one package's style
+
+
+def test_attribution_table_lists_the_photos_whose_licence_asks_for_it():
+    from code_cli.prior.fetch import attributions
+    from code_cli.prior.manifest import Manifest
+
+    photos = (
+        entry("sa", licence="CC-BY-SA-4.0", attribution="Ann | Commons"),
+        entry("by", "heldout", licence="CC-BY-2.0", attribution="Bob"),
+        entry("zero", licence="CC0-1.0"),
+        entry("gpl", licence="GPL-2+"),
+        entry("dup", "excluded", licence="CC-BY-4.0"),
+    )
+    rows = attributions(Manifest("x", photos)).splitlines()[2:]
+    assert rows == ["| sa | train | CC-BY-SA-4.0 | Ann / Commons |", "| by | heldout | CC-BY-2.0 | Bob |"]

