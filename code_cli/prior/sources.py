@@ -181,9 +181,11 @@ def _gcompris_record(readmes: dict[str, list[licences.Record]], path: str) -> tu
 
 
 def _lomiri(package: str) -> Callable[[Path], Iterator[Found]]:
+    # From looking at each: "friends" are two dogs, "greentock" a clock, "life" a forest stream.
     subjects = _by_words(
-        {"dragonfly": "animals", "kleiber": "animals", "bridge": "buildings", "wine": "food", "sea": "water",
-         "seeding": "plants", "greentock": "plants", "life": "plants", "fossa": "animals"},
+        {"dragonfly": "animals", "kleiber": "animals", "friends": "animals", "bridge": "buildings", "wine": "food",
+         "picture_0b": "food", "picture_1a": "objects", "greentock": "objects", "free_by": "objects",
+         "analogpattern": "objects", "seeding": "plants", "life_by": "water"},
         "landscape",
     )
     return lambda root: _debian_files(root, package, "usr/share/backgrounds", "lomiri", subjects)
@@ -209,7 +211,7 @@ def _tuxpaint(root: Path) -> Iterator[Found]:
     subjects = _by_words(
         {"jellyfish": "animals", "sheep": "animals", "spider": "animals", "ocean": "water", "lighthouse": "buildings",
          "bark": "plants", "moss": "plants", "tree": "plants", "redwood": "plants", "leaves": "plants",
-         "corn": "plants", "cliff": "landscape", "rock": "landscape", "mudstone": "landscape", "sun_behind_clouds": "landscape"},
+         "corn": "plants", "cliff": "landscape", "rock": "landscape", "mudstone": "landscape", "machine": "objects"},
         "landscape",
     )
     yield from _debian_files(root, "tuxpaint-data", "usr/share/tuxpaint/templates", "tuxpaint", subjects)
