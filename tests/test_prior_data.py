@@ -138,12 +138,14 @@ def test_rcc_reader_rejects_damaged_files():
 def test_eet_reader_reads_stored_and_zlib_entries_and_refuses_what_it_cannot():
     jpeg = encode(smooth(1), "JPEG", quality=90)
     lz4_flags = 1 | (10 << 3)
-    raw = make_eet([
-        ("edje/images/0", jpeg, 0),
-        ("edje/file", b"collection data " * 40, 1 | (9 << 3)),
-        ("edje_sources", b"lz4 data", lz4_flags),
-        ("secret", b"ciphered", 2),
-    ])
+    raw = make_eet(
+        [
+            ("edje/images/0", jpeg, 0),
+            ("edje/file", b"collection data " * 40, 1 | (9 << 3)),
+            ("edje_sources", b"lz4 data", lz4_flags),
+            ("secret", b"ciphered", 2),
+        ]
+    )
     eet = EetFile(raw)
     assert eet.names() == ["edje/images/0", "edje/file", "edje_sources", "secret"]
     assert eet.read("edje/images/0") == jpeg
@@ -201,7 +203,12 @@ def test_dep5_last_matching_stanza_applies_and_exact_names_match_by_file_name():
 
 @pytest.mark.parametrize(
     "written, spelled",
-    [("CC-BY-SA 4.0", "CC-BY-SA-4.0"), ("CC BY 2.0", "CC-BY-2.0"), ("Public Domain", "public domain"), ("GPLv2+", "GPL-2+")],
+    [
+        ("CC-BY-SA 4.0", "CC-BY-SA-4.0"),
+        ("CC BY 2.0", "CC-BY-2.0"),
+        ("Public Domain", "public domain"),
+        ("GPLv2+", "GPL-2+"),
+    ],
 )
 def test_licence_spellings_are_normalised(written, spelled):
     assert licences.normalise(written) == spelled
@@ -218,9 +225,22 @@ def test_gcompris_readme_stanzas_with_inline_and_listed_files():
 
 @pytest.mark.parametrize(
     "licence, ok",
-    [("CC0-1.0", True), ("public domain", True), ("CC-BY-4.0", True), ("CC-BY-SA-3.0", True), ("GPL-2+", True),
-     ("LGPL-2.1+", True), ("BSD-2-Clause", True), ("MIT", True), ("GFDL-1.2+", True),
-     ("CC-BY-NC-4.0", False), ("CC-BY-ND-4.0", False), ("CC-BY-NC-SA-4.0", False), ("proprietary", False), ("", False)],
+    [
+        ("CC0-1.0", True),
+        ("public domain", True),
+        ("CC-BY-4.0", True),
+        ("CC-BY-SA-3.0", True),
+        ("GPL-2+", True),
+        ("LGPL-2.1+", True),
+        ("BSD-2-Clause", True),
+        ("MIT", True),
+        ("GFDL-1.2+", True),
+        ("CC-BY-NC-4.0", False),
+        ("CC-BY-ND-4.0", False),
+        ("CC-BY-NC-SA-4.0", False),
+        ("proprietary", False),
+        ("", False),
+    ],
 )
 def test_licence_decisions(licence, ok):
     assert licences.allowed(licence) is ok
@@ -231,8 +251,17 @@ def test_licence_decisions(licence, ok):
 
 def entry(name: str, split: str = "train", **kw) -> PhotoEntry:
     base = dict(
-        name=name, file=f"{name}.png", source="pkg", source_version="1", licence="CC0-1.0", attribution="someone",
-        width=10, height=8, subject="objects", split=split, sha256="0" * 64,
+        name=name,
+        file=f"{name}.png",
+        source="pkg",
+        source_version="1",
+        licence="CC0-1.0",
+        attribution="someone",
+        width=10,
+        height=8,
+        subject="objects",
+        split=split,
+        sha256="0" * 64,
     )
     return PhotoEntry(**{**base, **kw})
 
@@ -244,7 +273,17 @@ def test_manifest_round_trip_and_checksum(tmp_path):
     assert set(body) == {"version", "sha256", "photos"} and body["version"] == 1
     assert [p["name"] for p in body["photos"]] == ["a", "b", "c"]
     assert set(body["photos"][0]) == {
-        "name", "file", "source", "source_version", "licence", "attribution", "width", "height", "subject", "split", "sha256",
+        "name",
+        "file",
+        "source",
+        "source_version",
+        "licence",
+        "attribution",
+        "width",
+        "height",
+        "subject",
+        "split",
+        "sha256",
     }
     got = read_manifest(tmp_path)
     assert got == written and got.sha256 == checksum(got.photos) == body["sha256"]
@@ -298,14 +337,19 @@ def fake_package(tmp_path):
         "fake/keep.jpg": (encode(smooth(11), "JPEG", quality=92), "plants"),
         "fake/held.png": (held, "animals"),
         # The held-out photo again, smaller and re-encoded: must never reach training.
-        "fake/held_copy.jpg": (encode(np.asarray(Image.open(io.BytesIO(held)).resize((240, 180))), "JPEG", quality=80), "animals"),
+        "fake/held_copy.jpg": (
+            encode(np.asarray(Image.open(io.BytesIO(held)).resize((240, 180))), "JPEG", quality=80),
+            "animals",
+        ),
         "fake/rotated.jpg": (buf.getvalue(), "water"),
         "fake/tiny.png": (encode(smooth(14, (60, 90)), "PNG"), "objects"),
         "fake/cutout.png": (encode(cutout, "PNG"), "objects"),
         "fake/noncommercial.jpg": (encode(smooth(15), "JPEG"), "plants"),
     }
     source = Source(
-        "fake-pkg", "fake", "deb",
+        "fake-pkg",
+        "fake",
+        "deb",
         lambda root: (
             Found(n, data, "CC-BY-NC-4.0" if "noncommercial" in n else "CC0-1.0", "a photographer", subject)
             for n, (data, subject) in images.items()
@@ -319,7 +363,11 @@ def test_data_step_splits_drops_and_orients(tmp_path):
     source, heldout = fake_package(tmp_path)
     dest = tmp_path / "photos"
     manifest = build(
-        dest, sources=[source], unpack=lambda s, cache, offline: (tmp_path, "9.9-1"), heldout=heldout, log=lambda *_: None
+        dest,
+        sources=[source],
+        unpack=lambda s, cache, offline: (tmp_path, "9.9-1"),
+        heldout=heldout,
+        log=lambda *_: None,
     )
     by_name = {p.name: p for p in manifest.photos}
     # Left out: the tiny image, the cut-out, and the photo whose licence forbids commercial use.
@@ -341,13 +389,19 @@ def test_data_step_refuses_a_changed_heldout_photo(tmp_path):
     source, heldout = fake_package(tmp_path)
     with pytest.raises(SourceMissing, match="held-out photo changed"):
         build(
-            tmp_path / "photos", sources=[source], unpack=lambda s, c, o: (tmp_path, "2"),
-            heldout={"fake/held.png": "f" * 64}, log=lambda *_: None,
+            tmp_path / "photos",
+            sources=[source],
+            unpack=lambda s, c, o: (tmp_path, "2"),
+            heldout={"fake/held.png": "f" * 64},
+            log=lambda *_: None,
         )
     with pytest.raises(SourceMissing, match="not found"):
         build(
-            tmp_path / "photos", sources=[source], unpack=lambda s, c, o: (tmp_path, "2"),
-            heldout={**heldout, "fake/gone.jpg": "0" * 64}, log=lambda *_: None,
+            tmp_path / "photos",
+            sources=[source],
+            unpack=lambda s, c, o: (tmp_path, "2"),
+            heldout={**heldout, "fake/gone.jpg": "0" * 64},
+            log=lambda *_: None,
         )
 
 
@@ -390,3 +444,16 @@ def test_attribution_table_lists_the_photos_whose_licence_asks_for_it():
     )
     rows = attributions(Manifest("x", photos)).splitlines()[2:]
     assert rows == ["| sa | train | CC-BY-SA-4.0 | Ann / Commons |", "| by | heldout | CC-BY-2.0 | Bob |"]
+
+
+def test_restoring_never_imports_the_prior_room():
+    """The data and training room is build-time only: a restore must not load it."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, code_cli.cli, code_cli.pipeline, code_cli.models; "
+        "print(sorted(m for m in sys.modules if m.startswith('code_cli.prior')))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"

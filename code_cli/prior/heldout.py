@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (photo names and SHA-256 values cannot wrap)
 """The held-out photographs: never trained on, for the benchmark and the quality tests.
 
 Fixed by name and by the SHA-256 of the file the data step writes (each is the

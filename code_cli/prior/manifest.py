@@ -78,7 +78,9 @@ def read_manifest(folder: Path, verify_files: bool = False) -> Manifest:
     """Read and check DIR/manifest.json; with verify_files, also every photo's size on disk and hash."""
     path = folder / MANIFEST
     if not path.is_file():
-        raise ManifestError(f"{path}: no photo manifest; build it with `make data` (python -m code_cli.prior.fetch {folder})")
+        raise ManifestError(
+            f"{path}: no photo manifest; build it with `make data` (python -m code_cli.prior.fetch {folder})"
+        )
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:

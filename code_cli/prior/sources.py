@@ -53,12 +53,19 @@ def _copyright(root: Path, package: str) -> list[licences.Record]:
     for name in ("copyright", "copyright.gz"):
         if (doc / name).is_file():
             raw = (doc / name).read_bytes()
-            return licences.parse_stanzas((gzip.decompress(raw) if name.endswith(".gz") else raw).decode("utf-8", "replace"))
+            return licences.parse_stanzas(
+                (gzip.decompress(raw) if name.endswith(".gz") else raw).decode("utf-8", "replace")
+            )
     return []
 
 
 def _debian_files(
-    root: Path, package: str, folder: str, short: str, subject: Callable[[str], str], names: list[str] | None = None,
+    root: Path,
+    package: str,
+    folder: str,
+    short: str,
+    subject: Callable[[str], str],
+    names: list[str] | None = None,
     attribution: Callable[[str, licences.Record], str] | None = None,
 ) -> Iterator[Found]:
     """Photos in a folder of an unpacked Debian package, licensed by its copyright file."""
@@ -119,8 +126,16 @@ def _matplotlib(root: Path) -> Iterator[Found]:
 
 def _mate(root: Path) -> Iterator[Found]:
     subjects = _by_words(
-        {"aqua": "water", "raindrops": "water", "storm": "landscape", "dune": "landscape", "wood": "plants",
-         "blinds": "objects", "ladybird": "animals", "twowings": "animals"},
+        {
+            "aqua": "water",
+            "raindrops": "water",
+            "storm": "landscape",
+            "dune": "landscape",
+            "wood": "plants",
+            "blinds": "objects",
+            "ladybird": "animals",
+            "twowings": "animals",
+        },
         "plants",
     )
     yield from _debian_files(root, "mate-backgrounds", "usr/share/backgrounds/mate/nature", "mate", subjects)
@@ -139,8 +154,14 @@ GCOMPRIS_BUNDLES = {
 GCOMPRIS_FOLDERS = {"fishes": "animals", "monuments": "buildings", "renewable": "objects"}
 # Within a bundle, words in a file name that say more than the folder does (checked by eye).
 GCOMPRIS_WORDS = {
-    "/sea": "water", "/dam": "water", "/geothermal": "landscape", "/windmill": "buildings",
-    "canyondechelly": "landscape", "music/africa": "objects", "music/america": "objects", "music/middleeast": "objects",
+    "/sea": "water",
+    "/dam": "water",
+    "/geothermal": "landscape",
+    "/windmill": "buildings",
+    "canyondechelly": "landscape",
+    "music/africa": "objects",
+    "music/america": "objects",
+    "music/middleeast": "objects",
 }
 GCOMPRIS_RCC = "usr/share/gcompris-qt/rcc"
 
@@ -183,9 +204,20 @@ def _gcompris_record(readmes: dict[str, list[licences.Record]], path: str) -> tu
 def _lomiri(package: str) -> Callable[[Path], Iterator[Found]]:
     # From looking at each: "friends" are two dogs, "greentock" a clock, "life" a forest stream.
     subjects = _by_words(
-        {"dragonfly": "animals", "kleiber": "animals", "friends": "animals", "bridge": "buildings", "wine": "food",
-         "picture_0b": "food", "picture_1a": "objects", "greentock": "objects", "free_by": "objects",
-         "analogpattern": "objects", "seeding": "plants", "life_by": "water"},
+        {
+            "dragonfly": "animals",
+            "kleiber": "animals",
+            "friends": "animals",
+            "bridge": "buildings",
+            "wine": "food",
+            "picture_0b": "food",
+            "picture_1a": "objects",
+            "greentock": "objects",
+            "free_by": "objects",
+            "analogpattern": "objects",
+            "seeding": "plants",
+            "life_by": "water",
+        },
         "landscape",
     )
     return lambda root: _debian_files(root, package, "usr/share/backgrounds", "lomiri", subjects)
@@ -194,8 +226,14 @@ def _lomiri(package: str) -> Callable[[Path], Iterator[Found]]:
 # The wallpapers folder's own License file credits these photographs by name; the
 # other images there are drawings, logos, or photographs it names no author for.
 LXQT_PHOTOS = {
-    "after-the-rain.jpg": "plants", "fog.jpg": "landscape", "butterfly.png": "animals", "flowers.png": "plants",
-    "appleflower.png": "plants", "drop.png": "water", "beam.png": "landscape", "this-is-not-windows.jpg": "landscape",
+    "after-the-rain.jpg": "plants",
+    "fog.jpg": "landscape",
+    "butterfly.png": "animals",
+    "flowers.png": "plants",
+    "appleflower.png": "plants",
+    "drop.png": "water",
+    "beam.png": "landscape",
+    "this-is-not-windows.jpg": "landscape",
 }
 
 
@@ -209,9 +247,23 @@ def _lxqt(root: Path) -> Iterator[Found]:
 
 def _tuxpaint(root: Path) -> Iterator[Found]:
     subjects = _by_words(
-        {"jellyfish": "animals", "sheep": "animals", "spider": "animals", "ocean": "water", "lighthouse": "buildings",
-         "bark": "plants", "moss": "plants", "tree": "plants", "redwood": "plants", "leaves": "plants",
-         "corn": "plants", "cliff": "landscape", "rock": "landscape", "mudstone": "landscape", "machine": "objects"},
+        {
+            "jellyfish": "animals",
+            "sheep": "animals",
+            "spider": "animals",
+            "ocean": "water",
+            "lighthouse": "buildings",
+            "bark": "plants",
+            "moss": "plants",
+            "tree": "plants",
+            "redwood": "plants",
+            "leaves": "plants",
+            "corn": "plants",
+            "cliff": "landscape",
+            "rock": "landscape",
+            "mudstone": "landscape",
+            "machine": "objects",
+        },
         "landscape",
     )
     yield from _debian_files(root, "tuxpaint-data", "usr/share/tuxpaint/templates", "tuxpaint", subjects)
@@ -219,10 +271,18 @@ def _tuxpaint(root: Path) -> Iterator[Found]:
 
 def _palapeli(root: Path) -> Iterator[Found]:
     folder = root / "usr/share/palapeli/collection"
-    subjects = {"castle": "buildings", "bridge": "buildings", "citrus": "food", "bee": "animals", "chameleon": "animals"}
+    subjects = {
+        "castle": "buildings",
+        "bridge": "buildings",
+        "citrus": "food",
+        "bee": "animals",
+        "chameleon": "animals",
+    }
     for desktop in sorted(folder.glob("*.desktop")):
         meta = dict(
-            line.split("=", 1) for line in desktop.read_text(encoding="utf-8").splitlines() if "=" in line and not line.startswith("[")
+            line.split("=", 1)
+            for line in desktop.read_text(encoding="utf-8").splitlines()
+            if "=" in line and not line.startswith("[")
         )
         image = folder / meta.get("Image", meta.get("Icon", ""))
         lic = meta.get("X-KDE-PluginInfo-License", "")
@@ -230,14 +290,20 @@ def _palapeli(root: Path) -> Iterator[Found]:
             continue
         # Wikimedia's GNU Free Documentation Licence, however the .desktop file spells it.
         lic = "GFDL-1.2+" if lic.upper() in ("FDL", "GFDL", "GNU-FDL") else licences.normalise(lic)
-        who = ", ".join(x for x in (meta.get("X-KDE-PluginInfo-Author", ""), meta.get("X-KDE-PluginInfo-Website", "")) if x)
+        who = ", ".join(
+            x for x in (meta.get("X-KDE-PluginInfo-Author", ""), meta.get("X-KDE-PluginInfo-Website", "")) if x
+        )
         subject = next((v for k, v in subjects.items() if k in image.stem), "objects")
         yield Found(f"palapeli/{image.name}", image.read_bytes(), lic, who, subject)
 
 
 def _kalzium(root: Path) -> Iterator[Found]:
     yield from _debian_files(
-        root, "kalzium-data", "usr/share/kalzium/data/toolpics", "kalzium", lambda stem: "objects",
+        root,
+        "kalzium-data",
+        "usr/share/kalzium/data/toolpics",
+        "kalzium",
+        lambda stem: "objects",
         attribution=lambda name, rec: "KDE Kalzium authors (Carsten Niehaus and contributors)",
     )
 
@@ -250,10 +316,21 @@ def _digikam(root: Path) -> Iterator[Found]:
 
 # Backgrounds that are photographs; the package's others are drawings or patterns.
 ENLIGHTENMENT_PHOTOS = {
-    "Bamboo": "plants", "Foggy-Trees": "plants", "God-Rays": "plants", "Green-Maple": "plants",
-    "Lichen-Branches": "plants", "Mountain": "landscape", "Paper-Flower": "plants", "Peaks": "landscape",
-    "Red-Maple": "plants", "Sea-of-Lanterns": "objects", "Snow-Trees": "plants", "Spruce-Needles": "plants",
-    "Sunset-Clouds": "landscape", "White-Flower": "plants", "Yellow-Flower": "plants",
+    "Bamboo": "plants",
+    "Foggy-Trees": "plants",
+    "God-Rays": "plants",
+    "Green-Maple": "plants",
+    "Lichen-Branches": "plants",
+    "Mountain": "landscape",
+    "Paper-Flower": "plants",
+    "Peaks": "landscape",
+    "Red-Maple": "plants",
+    "Sea-of-Lanterns": "objects",
+    "Snow-Trees": "plants",
+    "Spruce-Needles": "plants",
+    "Sunset-Clouds": "landscape",
+    "White-Flower": "plants",
+    "Yellow-Flower": "plants",
 }
 
 
@@ -266,7 +343,13 @@ def _enlightenment(root: Path) -> Iterator[Found]:
         jpegs = [b for b in images if b[:3] == b"\xff\xd8\xff"]
         if jpegs:
             best = max(jpegs, key=lambda b: _pixels(b))
-            yield Found(f"enlightenment/{stem}.jpg", best, "BSD-2-Clause", "Carsten Haitzler and contributors (Enlightenment)", subject)
+            yield Found(
+                f"enlightenment/{stem}.jpg",
+                best,
+                "BSD-2-Clause",
+                "Carsten Haitzler and contributors (Enlightenment)",
+                subject,
+            )
 
 
 def _pixels(data: bytes) -> int:
@@ -301,13 +384,24 @@ def _scipy(root: Path) -> Iterator[Found]:
 def _plenoptic(root: Path) -> Iterator[Found]:
     path = root / "plenoptic/data/macaca_nigra_self-portrait.jpg"
     # The macaque's own shot: no human author, public domain per Wikimedia Commons and the US Copyright Office.
-    yield Found("plenoptic/macaca_nigra_self-portrait.jpg", path.read_bytes(), "public domain",
-                "Celebes crested macaque self-portrait (camera of David Slater), via plenoptic", "animals")
+    yield Found(
+        "plenoptic/macaca_nigra_self-portrait.jpg",
+        path.read_bytes(),
+        "public domain",
+        "Celebes crested macaque self-portrait (camera of David Slater), via plenoptic",
+        "animals",
+    )
 
 
 def _mahotas(root: Path) -> Iterator[Found]:
     path = root / "mahotas/demos/data/luispedro.jpg"
-    yield Found("mahotas/luispedro.jpg", path.read_bytes(), "MIT", "Luis Pedro Coelho (the photo's subject and mahotas' author)", "people")
+    yield Found(
+        "mahotas/luispedro.jpg",
+        path.read_bytes(),
+        "MIT",
+        "Luis Pedro Coelho (the photo's subject and mahotas' author)",
+        "people",
+    )
 
 
 def _kivy(root: Path) -> Iterator[Found]:

@@ -39,9 +39,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
 from diffusers.utils import logging as diffusers_logging
+from PIL import Image
 
 from code_cli.prior.manifest import read_manifest
 from code_cli.prior.photos import TRAIN_PHOTOS, cap_long_side, check_sources
@@ -111,8 +111,13 @@ def build_unet(cfg: TrainConfig) -> UNet2DModel:
 def build_scheduler() -> DDPMScheduler:
     # Same numbers as google/ddpm-ema-*-256.
     return DDPMScheduler(
-        num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
-        prediction_type="epsilon", clip_sample=True, variance_type="fixed_small",
+        num_train_timesteps=1000,
+        beta_start=1e-4,
+        beta_end=0.02,
+        beta_schedule="linear",
+        prediction_type="epsilon",
+        clip_sample=True,
+        variance_type="fixed_small",
     )
 
 
@@ -213,8 +218,14 @@ def legacy_data(cap: int) -> TrainingData:
 
 
 def train(
-    out: Path, minutes: float, max_steps: int, cfg: TrainConfig, log_every: int = 50,
-    photos: Sequence[Image.Image] | None = None, data: TrainingData | None = None, runtime: Runtime = Runtime(),
+    out: Path,
+    minutes: float,
+    max_steps: int,
+    cfg: TrainConfig,
+    log_every: int = 50,
+    photos: Sequence[Image.Image] | None = None,
+    data: TrainingData | None = None,
+    runtime: Runtime = Runtime(),
 ) -> Path:
     """Train (or resume) in `out`. Data: `data`, else bare `photos` (tests), else code-prior-s's 17."""
     if data is None:
@@ -241,8 +252,13 @@ def train(
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=True, map_location=device)
         saved = state["config"]
-        if any(saved[k] != list(getattr(cfg, k)) if isinstance(saved[k], list) else saved[k] != getattr(cfg, k) for k in ARCHITECTURE):
-            raise SystemExit(f"{ckpt}: checkpoint has another architecture ({', '.join(ARCHITECTURE)}); use a new --out")
+        if any(
+            saved[k] != list(getattr(cfg, k)) if isinstance(saved[k], list) else saved[k] != getattr(cfg, k)
+            for k in ARCHITECTURE
+        ):
+            raise SystemExit(
+                f"{ckpt}: checkpoint has another architecture ({', '.join(ARCHITECTURE)}); use a new --out"
+            )
         phases = state.get("phases", [{**saved, "from_step": 0}])
         unet.load_state_dict(state["unet"])
         ema.load_state_dict(state["ema"])
@@ -284,10 +300,17 @@ def train(
     def save() -> None:
         tmp = ckpt.with_suffix(".tmp")
         state = {
-            "unet": unet.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-            "gen": g.get_state(), "torch_rng": torch.get_rng_state(), "step": step,
-            "elapsed": time.monotonic() - t0, "loss_avg": None if loss_ema is None else loss_ema.item(),
-            "config": now, "phases": phases, "photos": data.names,
+            "unet": unet.state_dict(),
+            "ema": ema.state_dict(),
+            "opt": opt.state_dict(),
+            "gen": g.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "step": step,
+            "elapsed": time.monotonic() - t0,
+            "loss_avg": None if loss_ema is None else loss_ema.item(),
+            "config": now,
+            "phases": phases,
+            "photos": data.names,
             "runtime": asdict(runtime),
         }
         if gd is not g:
@@ -325,7 +348,9 @@ def train(
         with torch.no_grad():
             for pe, p in zip(ema.parameters(), unet.parameters()):
                 pe.lerp_(p, 1 - decay)
-            loss_ema = loss.detach().clone() if loss_ema is None else loss_ema.mul_(0.98).add_(loss.detach(), alpha=0.02)
+            loss_ema = (
+                loss.detach().clone() if loss_ema is None else loss_ema.mul_(0.98).add_(loss.detach(), alpha=0.02)
+            )
         if step % log_every == 0:
             spent = time.monotonic() - t0
             rate = (time.monotonic() - session_t) / (step - session_step)
@@ -361,10 +386,14 @@ def export(ckpt: Path, dest: Path, fp16: bool = False, max_shard_mb: float | Non
         unet.to(torch.float16)
     dest.mkdir(parents=True, exist_ok=True)
     shard = f"{int(max_shard_mb * 1000)}KB" if max_shard_mb else None
-    DDPMPipeline(unet=unet, scheduler=build_scheduler()).save_pretrained(dest, safe_serialization=True, max_shard_size=shard)
+    DDPMPipeline(unet=unet, scheduler=build_scheduler()).save_pretrained(
+        dest, safe_serialization=True, max_shard_size=shard
+    )
     facts = {
-        "steps": state["step"], "minutes": round(state["elapsed"] / 60, 1),
-        "final_loss_ema": round(state["loss_avg"], 5), "config": state["config"],
+        "steps": state["step"],
+        "minutes": round(state["elapsed"] / 60, 1),
+        "final_loss_ema": round(state["loss_avg"], 5),
+        "config": state["config"],
         "phases": state.get("phases", [state["config"]]),
         "parameters": sum(p.numel() for p in unet.parameters()),
         "photos": state.get("photos") or [p.name for p in TRAIN_PHOTOS],
@@ -381,8 +410,12 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, help="run folder (checkpoint lives here)")
     ap.add_argument("--fetch-data", type=Path, metavar="DIR", help="only build the photo folder DIR (as `make data`)")
-    ap.add_argument("--data", type=Path, metavar="DIR", help="train on the train split of DIR/manifest.json "
-                    "(default: code-prior-s's own 17 photographs)")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="train on the train split of DIR/manifest.json (default: code-prior-s's own 17 photographs)",
+    )
     ap.add_argument("--size", choices=sorted(SIZES), default="s", help="network and batch preset (default s)")
     ap.add_argument("--minutes", type=float, default=90.0, help="wall-clock budget, counted across resumes")
     ap.add_argument("--max-steps", type=int, default=1_000_000)
@@ -390,9 +423,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, help="batch size (default: the size preset's)")
     ap.add_argument("--channels", type=int, nargs="+", help="block channels (default: the size preset's)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--low-t-fraction", type=float, default=TrainConfig.low_t_fraction, help="share of each batch with t < --low-t-max")
+    ap.add_argument(
+        "--low-t-fraction",
+        type=float,
+        default=TrainConfig.low_t_fraction,
+        help="share of each batch with t < --low-t-max",
+    )
     ap.add_argument("--low-t-max", type=int, default=TrainConfig.low_t_max)
-    ap.add_argument("--lr-end", type=float, default=TrainConfig.lr_end, help="final learning rate as a share of --lr (1 = constant)")
+    ap.add_argument(
+        "--lr-end", type=float, default=TrainConfig.lr_end, help="final learning rate as a share of --lr (1 = constant)"
+    )
     ap.add_argument("--ema-max", type=float, default=TrainConfig.ema_max, help="EMA decay of the exported weights")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N; cuda turns on --bf16 and --channels-last")
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, help="bfloat16 autocast of the forward pass")
@@ -413,15 +453,24 @@ def main(argv: list[str] | None = None) -> None:
         return
     base = SIZES[a.size]
     cfg = replace(
-        base, seed=a.seed, low_t_fraction=a.low_t_fraction, low_t_max=a.low_t_max, lr_end=a.lr_end, ema_max=a.ema_max,
-        channels=tuple(a.channels) if a.channels else base.channels, crop=a.crop or base.crop, batch=a.batch or base.batch,
+        base,
+        seed=a.seed,
+        low_t_fraction=a.low_t_fraction,
+        low_t_max=a.low_t_max,
+        lr_end=a.lr_end,
+        ema_max=a.ema_max,
+        channels=tuple(a.channels) if a.channels else base.channels,
+        crop=a.crop or base.crop,
+        batch=a.batch or base.batch,
     )
     gpu = a.device.startswith("cuda")
     if gpu and not torch.cuda.is_available():
         raise SystemExit(f"--device {a.device}: no CUDA device here (torch {torch.__version__})")
     runtime = Runtime(
-        device=a.device, bf16=gpu if a.bf16 is None else a.bf16,
-        channels_last=gpu if a.channels_last is None else a.channels_last, compile=a.compile,
+        device=a.device,
+        bf16=gpu if a.bf16 is None else a.bf16,
+        channels_last=gpu if a.channels_last is None else a.channels_last,
+        compile=a.compile,
     )
     data = manifest_data(a.data, cfg.cap) if a.data else None
     train(a.out, a.minutes, a.max_steps, cfg, data=data, runtime=runtime)
