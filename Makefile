@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: run test test-fast bench bench-speed model-card examples data train train-wide gpu-prep train-m-gpu clean
+.PHONY: run test test-fast lint bench bench-speed model-card examples data train train-wide gpu-prep train-m-gpu clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,14 +26,24 @@ run: $(VENV)/.installed
 	$(VENV)/bin/code-restore examples/corrupted out --grid --overwrite
 
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
 
 test-fast: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
 
-# Restores the examples with every compared method at equal budgets; prints and writes tables.
+# The measuring instrument: the held-out photographs of `make data` x 21 corruptions x every method
+# (CODE presets, SDEdit twins, blind classical baselines); CSV, tables, plots and grids in bench-out/.
+# On a GPU: make bench BENCH_FLAGS="--device cuda --dtype bfloat16". docs/benchmark.md names its own command.
 bench: $(VENV)/.installed
-	HF_HUB_OFFLINE=1 $(PY) -m code_cli.bench examples --out bench-out --presets default,fine,global
+	HF_HUB_OFFLINE=1 $(PY) -m code_cli.bench --out bench-out $(BENCH_FLAGS)
+
+# A subset a CPU runs in minutes (3 photos at 64 px, 5 corruptions, CODE default and the baselines).
+bench-quick: $(VENV)/.installed
+	HF_HUB_OFFLINE=1 $(PY) -m code_cli.bench --quick --out bench-out/quick
 
 # Seconds per image, calls per second and peak memory per dtype and batch size.
 bench-speed: $(VENV)/.installed

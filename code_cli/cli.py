@@ -90,7 +90,9 @@ class Stop:
 
 @app.command(no_args_is_help=True, cls=Command, context_settings={"allow_extra_args": True})
 def main(
-    input: Annotated[Optional[str], typer.Argument(help="image file, folder or quoted glob", show_default=False)] = None,
+    input: Annotated[
+        Optional[str], typer.Argument(help="image file, folder or quoted glob", show_default=False)
+    ] = None,
     output: Annotated[Optional[Path], typer.Argument(help="output folder (created)", show_default=False)] = None,
     preset: Annotated[Optional[str], typer.Option("--preset", "-p", help="preset name or YAML file")] = None,
     model: Annotated[Optional[str], typer.Option(help="embedded name, diffusers folder or hub id")] = None,
@@ -106,19 +108,35 @@ def main(
     samples: Annotated[Optional[int], typer.Option(help="restorations per image")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="images per network batch (same-size images)")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | mps")] = None,
-    tile: Annotated[Optional[int], typer.Option(help="run the network on N x N tiles (0 = automatic for large photos)")] = None,
-    dtype: Annotated[Optional[str], typer.Option(help="float32 | bfloat16 | float16 (half precision: faster on GPUs)")] = None,
-    threads: Annotated[int, typer.Option("--threads", help="CPU threads for the network (0 = the CPUs this process may use)")] = 0,
+    tile: Annotated[
+        Optional[int], typer.Option(help="run the network on N x N tiles (0 = automatic for large photos)")
+    ] = None,
+    dtype: Annotated[
+        Optional[str], typer.Option(help="float32 | bfloat16 | float16 (half precision: faster on GPUs)")
+    ] = None,
+    threads: Annotated[
+        int, typer.Option("--threads", help="CPU threads for the network (0 = the CPUs this process may use)")
+    ] = 0,
     format: Annotated[str, typer.Option("--format", help=" | ".join(FORMATS))] = "same",
     suffix: Annotated[str, typer.Option(help="added to each output file name")] = "",
     overwrite: Annotated[bool, typer.Option(help="replace existing outputs")] = False,
-    skip_existing: Annotated[bool, typer.Option("--skip-existing", "--resume", help="skip outputs run.jsonl shows this config made; refuse other existing files")] = False,
+    skip_existing: Annotated[
+        bool,
+        typer.Option("--skip-existing", "--resume",
+            help="skip outputs run.jsonl shows this config made; refuse other existing files")
+    ] = False,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="descend into sub-folders")] = False,
-    dry_run: Annotated[bool, typer.Option(help="list what would be done and estimate its time; restore nothing")] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="list what would be done and estimate its time; restore nothing")
+    ] = False,
     grid: Annotated[bool, typer.Option(help="also write an input | output strip per image")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="only errors and the summary")] = False,
-    list_presets_: Annotated[bool, typer.Option("--list-presets", callback=_list_presets, is_eager=True, help="list presets and exit")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")] = False,
+    list_presets_: Annotated[
+        bool, typer.Option("--list-presets", callback=_list_presets, is_eager=True, help="list presets and exit")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
 ) -> None:
     """Restore corrupted images with CODE (Confident Ordinary Differential Editing)."""
     if input is None or output is None:
@@ -147,7 +165,8 @@ def main(
     except Exception as e:  # a bug, not bad input: one line, the traceback on request
         if os.environ.get("CODE_RESTORE_DEBUG"):
             raise
-        err.print(f"internal error: {e.__class__.__name__}: {first_line(e)} (set CODE_RESTORE_DEBUG=1 for the traceback)")
+        err.print(f"internal error: {e.__class__.__name__}: {first_line(e)} "
+                  "(set CODE_RESTORE_DEBUG=1 for the traceback)")
         status = ExitStatus.USAGE
     raise typer.Exit(int(status))
 

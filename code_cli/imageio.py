@@ -85,7 +85,8 @@ def load(path: Path) -> LoadedImage:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 if im.width * im.height > MAX_PIXELS:
-                    raise InputError(f"{path}: declared size {im.width}x{im.height} is over {MAX_PIXELS:,} pixels (decompression bomb?)")
+                    raise InputError(f"{path}: declared size {im.width}x{im.height} is over {MAX_PIXELS:,} pixels "
+                                     "(decompression bomb?)")
                 frames = getattr(im, "n_frames", 1)
                 im.seek(0)
                 icc = im.info.get("icc_profile")

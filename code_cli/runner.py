@@ -90,10 +90,10 @@ class Events:
 
 class Run:
     def __init__(self, spec: RunSpec, cfg: RestoreConfig, preset_name: str, events: Events | None = None,
-                 rank: distributed.Rank = distributed.Rank()):
+                 rank: distributed.Rank | None = None):
         self.spec, self.cfg, self.preset_name = spec, cfg, preset_name
         self.events = events or Events()
-        self.rank = rank
+        self.rank = rank or distributed.Rank()
         self.run_id = uuid.uuid4().hex[:12]
         self.log: RunLog | None = None
         self.base: dict = {}
@@ -105,11 +105,13 @@ class Run:
         spec = self.spec
         root = Path(spec.input)
         if root.is_dir() and spec.output.resolve() == root.resolve():
-            raise InputError(f"{spec.output}: OUTPUT is the INPUT folder; choose another folder (inputs are never modified)")
+            raise InputError(f"{spec.output}: OUTPUT is the INPUT folder; choose another folder "
+                             "(inputs are never modified)")
         items = imageio.discover(spec.input, spec.output, spec.recursive)
         if not items:
             exts = ", ".join(imageio.IMAGE_EXTENSIONS)
-            raise InputError(f"{spec.input}: no images found ({exts})" + ("" if spec.recursive else "; use --recursive for sub-folders"))
+            hint = "" if spec.recursive else "; use --recursive for sub-folders"
+            raise InputError(f"{spec.input}: no images found ({exts}){hint}")
         full = plan_outputs(items, spec.output, self.cfg, spec.fmt, spec.suffix)
         # Output names are claimed over the whole input list, so every rank sees the same clashes;
         # rank 0 reports them, and each rank takes its share of the jobs.
@@ -156,7 +158,8 @@ class Run:
         cfg_hash = self.cfg.hash()
         cfg_file = out / CONFIG_DIR / f"{cfg_hash}.yaml"
         if not cfg_file.exists():  # same hash, same content: written once, never rewritten
-            imageio.write_text_atomic(cfg_file, f"# preset: {self.preset_name}\n# config_hash: {cfg_hash}\n" + self.cfg.to_yaml())
+            head = f"# preset: {self.preset_name}\n# config_hash: {cfg_hash}\n"
+            imageio.write_text_atomic(cfg_file, head + self.cfg.to_yaml())
         self.log = RunLog(out, self.run_id, rank_log_name(self.rank.rank) if self.rank.multi else LOG_NAME)
         params = {**asdict(self.cfg), "preset": self.preset_name, "model_sha256": pipe.model_info.weights_sha256,
                   "nfe_formula": self.cfg.nfe}

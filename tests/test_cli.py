@@ -52,7 +52,8 @@ def test_restores_a_folder_with_sizes_modes_and_log(inputs, tmp_path, tiny_model
     rec = recs[0]
     for key in ("input", "output", "status", "error", "seed", "nfe", "seconds", "config_hash"):
         assert key in rec
-    for key in ("method", "preset", "model", "model_sha256", "steps", "depth", "epsilon", "device", "dtype", "cbc", "eta"):
+    keys = ("method", "preset", "model", "model_sha256", "steps", "depth", "epsilon", "device", "dtype", "cbc", "eta")
+    for key in keys:
         assert key in rec["params"], key
     assert rec["nfe"] == 2 + 3 + 2
     assert rec["params"]["preset"] == DEFAULT_PRESET
@@ -85,7 +86,8 @@ def test_batching_does_not_change_results(tmp_path, tiny_model):
 
 def test_sdedit_and_samples(inputs, tmp_path, tiny_model):
     out = tmp_path / "out"
-    r = restore(inputs / "a.png", out, "--model", tiny_model, "--method", "sdedit", "--steps", "10", "--depth", "3", "--samples", "2")
+    r = restore(inputs / "a.png", out, "--model", tiny_model, "--method", "sdedit", "--steps", "10", "--depth", "3",
+                "--samples", "2")
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in out.glob("*.png")) == ["a_s0.png", "a_s1.png"]
     recs = records(out)

@@ -22,11 +22,13 @@ FAST = ["--steps", "10", "--depth", "2", "--langevin-steps", "1"]
 
 
 def run(inp, out, model, *extra):
-    return runner.invoke(app, [str(inp), str(out), "--model", str(model), *FAST, *map(str, extra)], catch_exceptions=False)
+    args = [str(inp), str(out), "--model", str(model), *FAST, *map(str, extra)]
+    return runner.invoke(app, args, catch_exceptions=False)
 
 
 def records(out):
-    return {json.loads(l)["input"].rsplit("/", 1)[-1]: json.loads(l) for l in (out / "run.jsonl").read_text(errors="surrogateescape").splitlines()}
+    lines = (out / "run.jsonl").read_text(errors="surrogateescape").splitlines()
+    return {json.loads(line)["input"].rsplit("/", 1)[-1]: json.loads(line) for line in lines}
 
 
 def png_claiming(width: int, height: int) -> bytes:
@@ -64,7 +66,7 @@ def test_bad_input_fails_alone_with_one_line(tmp_path, tiny_model, name):
     out = tmp_path / "out"
     r = run(d, out, tiny_model)
     assert r.exit_code == 1, r.output
-    lines = [l for l in r.output.splitlines() if l.startswith("error:")]
+    lines = [line for line in r.output.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and name in lines[0] and message in lines[0], r.output
     assert "Traceback" not in r.output
     recs = records(out)
@@ -112,7 +114,8 @@ def test_modes_are_kept(tmp_path, tiny_model):
     assert mode["deep.png"] in ("I;16", "I") and mode["deep.tif"] in ("I;16", "I;16B", "I")
     assert mode["pal.png"] == "RGB" and mode["cmyk.jpg"] == "RGB"  # documented conversions
     assert Image.open(out / "one.png").size == (1, 1)
-    assert Image.open(out / "greyalpha.png").getchannel("A").tobytes() == Image.open(d / "greyalpha.png").getchannel("A").tobytes()
+    alpha = Image.open(d / "greyalpha.png").getchannel("A").tobytes()
+    assert Image.open(out / "greyalpha.png").getchannel("A").tobytes() == alpha
 
 
 def test_exif_orientation_is_applied_and_icc_is_kept(tmp_path, tiny_model):
@@ -210,7 +213,8 @@ def test_read_only_output_is_one_clear_error(tmp_path, tiny_model, monkeypatch):
     out.chmod(0o755)
     assert r.exit_code == 2
     [cfg_file] = [line for line in r.output.splitlines() if line.startswith("error:")]
-    assert cfg_file.startswith(f"error: {out / 'configs'}/") and cfg_file.endswith(".yaml: cannot write (Permission denied)")
+    assert cfg_file.startswith(f"error: {out / 'configs'}/")
+    assert cfg_file.endswith(".yaml: cannot write (Permission denied)")
     assert [p for p in out.rglob("*") if not p.is_dir()] == []
 
 
