@@ -37,7 +37,9 @@ class ModelInfo:
 
 
 def embedded_models() -> list[str]:
-    return sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / "model_index.json").is_file()) if WEIGHTS_DIR.is_dir() else []
+    if not WEIGHTS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / "model_index.json").is_file())
 
 
 def locate(spec: str) -> Path:
@@ -69,7 +71,9 @@ def _download(repo_id: str) -> Path:
     except RepositoryNotFoundError:
         raise ModelError(f"{repo_id}: no such model on the Hugging Face hub (or it is private)") from None
     except LocalEntryNotFoundError:
-        raise ModelError(f"{repo_id}: the Hugging Face hub cannot be reached and the model is not cached; {how}") from None
+        raise ModelError(
+            f"{repo_id}: the Hugging Face hub cannot be reached and the model is not cached; {how}"
+        ) from None
     except (HfHubHTTPError, OSError) as e:
         raise ModelError(f"{repo_id}: download failed ({e.__class__.__name__}); {how}") from None
 
@@ -135,7 +139,8 @@ def load(spec: str) -> tuple[UNet2DModel, DDPMScheduler, ModelInfo]:
         raise ModelError(f"{sched_file}: unreadable scheduler config ({e.__class__.__name__})") from None
     prediction = config.get("prediction_type", "epsilon")
     if prediction not in SUPPORTED_PREDICTIONS:
-        raise ModelError(f"{sched_file}: prediction_type {prediction!r} is not one of {', '.join(SUPPORTED_PREDICTIONS)}")
+        valid = ", ".join(SUPPORTED_PREDICTIONS)
+        raise ModelError(f"{sched_file}: prediction_type {prediction!r} is not one of {valid}")
     # diffusers' advice about `accelerate` and dtype casting is noise for a CLI user.
     diffusers_logging.set_verbosity_error()
     try:

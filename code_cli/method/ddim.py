@@ -15,7 +15,9 @@ def clean_estimate(x: torch.Tensor, eps: torch.Tensor, abar: float) -> torch.Ten
     return (x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)
 
 
-def thresholded(x: torch.Tensor, eps: torch.Tensor, abar: float, threshold: Threshold) -> tuple[torch.Tensor, torch.Tensor]:
+def thresholded(
+    x: torch.Tensor, eps: torch.Tensor, abar: float, threshold: Threshold
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(x0, eps) with x0 thresholded and eps recomputed to match it.
 
     At abar = 1 (sigma = 0) eps cannot be recovered from x0, and the move does
@@ -27,7 +29,9 @@ def thresholded(x: torch.Tensor, eps: torch.Tensor, abar: float, threshold: Thre
     return x0, eps
 
 
-def ddim_move(x: torch.Tensor, eps: torch.Tensor, abar_from: float, abar_to: float, threshold: Threshold) -> torch.Tensor:
+def ddim_move(
+    x: torch.Tensor, eps: torch.Tensor, abar_from: float, abar_to: float, threshold: Threshold
+) -> torch.Tensor:
     """One probability-flow ODE step from level abar_from to abar_to (either direction)."""
     # 1. clean estimate at the current level, thresholded; eps made consistent
     x0, eps = thresholded(x, eps, abar_from, threshold)
