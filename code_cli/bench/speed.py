@@ -2,11 +2,21 @@
 
     python -m code_cli.bench.speed --device cuda --size 256 --batch 1 8 32 --dtype float32 bfloat16 float16
 
-For each dtype and batch size: seconds per image, network calls per second and
-peak memory, after one untimed warm-up batch; and the PSNR of each result
-against the float32 result of the same image and seed on the same device (how
-much a lower precision changes the output). With --reference-cpu the float32
-result is also compared with the CPU's (same seeds: noise is drawn on the CPU).
+For each dtype and batch size, after one untimed warm-up batch: seconds per
+image, per network call and per call and image; the bare network's seconds per
+call at the same batch and dtype, and the overhead ratio (pipeline / bare
+network: what the loop costs beyond the network); peak memory; and the PSNR of
+each result against the float32 result of the same image and seed on the same
+device (how much a lower precision changes the output). With --reference-cpu
+the float32 result is also compared with the CPU's (same seeds: noise is drawn
+on the CPU).
+
+    python -m code_cli.bench.speed --arch google-256 --device cuda --batch 8 --dtype float32 bfloat16 --peak-tflops 790
+
+`--arch google-256` times the architecture of google/ddpm-ema-*-256 (same config,
+random weights: the time does not depend on the weights, so no download), and
+reports its FLOPs per call (counted with torch.utils.flop_counter) and the ratio
+of the measured time to the compute floor at --peak-tflops.
 Prints a Markdown table; figures are from one run: compare ratios, not seconds
 across machines.
 """
@@ -62,6 +72,50 @@ def timed(pipe: CODEPipeline, x: torch.Tensor, cfg, device: torch.device):
     return results, time.perf_counter() - start
 
 
+# google/ddpm-ema-{celebahq,church,bedroom}-256: the UNet2DModel config they share.
+GOOGLE_256 = dict(
+    sample_size=256, in_channels=3, out_channels=3, layers_per_block=2,
+    block_out_channels=(128, 128, 256, 256, 512, 512),
+    down_block_types=("DownBlock2D", "DownBlock2D", "DownBlock2D", "DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"),
+    norm_eps=1e-6, downsample_padding=0, flip_sin_to_cos=False, freq_shift=1,
+)
+
+
+def google_256_pipeline() -> CODEPipeline:
+    """The google 256 px architecture with seeded random weights and the DDPM schedule."""
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    torch.manual_seed(0)
+    return CODEPipeline(unet=UNet2DModel(**GOOGLE_256).eval(), scheduler=DDPMScheduler(num_train_timesteps=1000))
+
+
+def flops_per_call(unet: torch.nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one forward pass on x (as PyTorch's counter counts them: 2 per multiply-add)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        unet(x, torch.full((len(x),), 500, device=x.device))
+    return counter.get_total_flops()
+
+
+def bare_seconds_per_call(pipe: CODEPipeline, x: torch.Tensor, dtype: str, device: torch.device, calls: int) -> float:
+    """The network alone, as the pipeline calls it (same batch, dtype, device), after one warm-up call."""
+    x = x.to(device=device, dtype=DTYPES[dtype])
+    t = torch.full((len(x),), 500, device=device)
+    with torch.no_grad():
+        pipe.unet(x, t)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        for _ in range(calls):
+            pipe.unet(x, t)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / calls
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="model spec (default: the preset's)")
@@ -72,16 +126,30 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dtype", nargs="+", default=["float32"], choices=list(DTYPES))
     ap.add_argument("--compile", action="store_true", help="also time torch.compile(unet) at the largest batch")
     ap.add_argument("--reference-cpu", action="store_true", help="compare float32 on --device with the CPU")
+    ap.add_argument("--arch", choices=["model", "google-256"], default="model",
+                    help="time the preset's model, or the google 256 px architecture with random weights")
+    ap.add_argument("--peak-tflops", type=float, default=0.0,
+                    help="the device's peak rate for the compute-floor ratio (e.g. 790 for H200 bfloat16)")
+    ap.add_argument("--bare-calls", type=int, default=10, help="calls timed for the bare network")
     a = ap.parse_args(argv)
 
     device = resolve_device(a.device)
     cfg, _ = build_config(a.preset, {"device": device.type, "model": a.model})
-    pipe = CODEPipeline.from_pretrained(cfg.model)
+    if a.arch == "google-256":
+        pipe, a.size = google_256_pipeline(), 256
+    else:
+        pipe = CODEPipeline.from_pretrained(cfg.model)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
-    print(f"device {name}, torch {torch.__version__}, model {cfg.model}, preset {a.preset} "
-          f"({cfg.nfe} calls), {a.size} x {a.size} px\n")
-    print("| dtype | batch | compiled | s / image | calls / s | peak MB | PSNR vs float32 (dB) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    model = "google-256 architecture (random weights)" if a.arch == "google-256" else cfg.model
+    print(f"device {name}, torch {torch.__version__}, threads {torch.get_num_threads()}, model {model}, "
+          f"preset {a.preset} ({cfg.nfe} calls), {a.size} x {a.size} px")
+    flops = flops_per_call(pipe.unet, example_batch(a.size, 1))
+    floor = f", compute floor {flops / (a.peak_tflops * 1e12) * 1e3:.2f} ms at {a.peak_tflops:g} TFLOP/s" \
+        if a.peak_tflops else ""
+    print(f"{flops / 1e9:.1f} GFLOP per call and image{floor}\n")
+    print("| dtype | batch | compiled | s / image | s / call | ms / call / image | bare network ms / call "
+          "| overhead (pipeline / bare) | x compute floor | peak MB | PSNR vs float32 (dB) |")
+    print("| --- " * 11 + "|")
     reference: dict[int, list] = {}
     runs = [(d, b, False) for d in a.dtype for b in a.batch]
     if a.compile:
@@ -93,12 +161,16 @@ def main(argv: list[str] | None = None) -> None:
             pipe.unet = torch.compile(pipe.unet)  # the pipeline moves it to the device and dtype
         timed(pipe, x, run_cfg, device)  # warm-up: kernels, allocator, compilation
         results, seconds = timed(pipe, x, run_cfg, device)
+        per_call = seconds / results[0].nfe
+        bare = bare_seconds_per_call(pipe, x, dtype, device, a.bare_calls)
+        floor_x = f"{per_call / batch / (flops / (a.peak_tflops * 1e12)):.1f}" if a.peak_tflops else "-"
         if dtype == "float32" and not compiled:
             reference.setdefault(batch, results)
         ref = reference.get(batch)
         close = f"{worst_psnr(results, ref):.1f}" if ref is not None and (dtype != "float32" or compiled) else "-"
-        print(f"| {dtype} | {batch} | {'yes' if compiled else 'no'} | {seconds / batch:.3f} | "
-              f"{results[0].nfe * batch / seconds:.1f} | {peak_memory_mb(device):.0f} | {close} |", flush=True)
+        print(f"| {dtype} | {batch} | {'yes' if compiled else 'no'} | {seconds / batch:.3f} | {per_call:.4f} | "
+              f"{per_call / batch * 1e3:.2f} | {bare * 1e3:.2f} | {per_call / bare:.3f} | {floor_x} | "
+              f"{peak_memory_mb(device):.0f} | {close} |", flush=True)
     if a.reference_cpu and device.type != "cpu" and reference:
         batch = min(reference)
         cpu_results = pipe(example_batch(a.size, batch), seeds=list(range(batch)), config=replace(cfg, device="cpu"))
