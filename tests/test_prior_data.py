@@ -76,8 +76,10 @@ def make_rcc(files: dict[str, tuple[bytes, bool]], version: int = 3) -> bytes:
     return header + b"".join(records) + bytes(data) + bytes(names)
 
 
-def make_eet(entries: list[tuple[str, bytes, int]]) -> bytes:
-    """An EET file (format 2) of (name, data, flags) entries; flags bit 0 compresses with zlib."""
+def make_eet(entries: list[tuple[str, bytes, int]], lz4_sizes: dict[str, int] | None = None) -> bytes:
+    """An EET file (format 2) of (name, data, flags) entries. A zlib entry (flag bit 0,
+    type 0..9) is compressed here; an LZ4 entry (type 10 or 11) is given as its block,
+    with its decoded size in lz4_sizes."""
     header = struct.Struct(">III")
     entry = struct.Struct(">6I")
     at = header.size + entry.size * len(entries)
@@ -85,11 +87,20 @@ def make_eet(entries: list[tuple[str, bytes, int]]) -> bytes:
     name_at, data_at = at, at + len(names)
     directory, blobs = b"", b""
     for name, blob, flags in entries:
-        stored = zlib.compress(blob) if flags & 1 and (flags >> 3) & 0xFF not in (10, 11) else blob
-        directory += entry.pack(data_at + len(blobs), len(stored), len(blob), name_at, len(name) + 1, flags)
+        lz4 = flags & 1 and (flags >> 3) & 0xFF in (10, 11)
+        stored = zlib.compress(blob) if flags & 1 and not lz4 else blob
+        size = lz4_sizes[name] if lz4 else len(blob)
+        directory += entry.pack(data_at + len(blobs), len(stored), size, name_at, len(name) + 1, flags)
         name_at += len(name) + 1
         blobs += stored
     return header.pack(0x1EE70F42, len(entries), 0) + directory + names + blobs
+
+
+# One LZ4 block written by hand from the block format: 20 literals (a length past 15,
+# so one extension byte), a 4-byte match 20 back; 3 literals and a 9-byte match 3 back,
+# which overlaps itself; 5 closing literals.
+LZ4_BLOCK = b"\xf0\x05" + b"0123456789ABCDEFGHIJ" + b"\x14\x00" + b"\x35" + b"abc" + b"\x03\x00" + b"\x50" + b"XYZZY"
+LZ4_TEXT = b"0123456789ABCDEFGHIJ" + b"0123" + b"abcabcabcabc" + b"XYZZY"
 
 
 # ---------------------------------------------------------------- images
@@ -135,23 +146,26 @@ def test_rcc_reader_rejects_damaged_files():
         read_rcc(good[:-60])
 
 
-def test_eet_reader_reads_stored_and_zlib_entries_and_refuses_what_it_cannot():
+def test_eet_reader_reads_stored_zlib_and_lz4_entries_and_refuses_what_it_cannot():
     jpeg = encode(smooth(1), "JPEG", quality=90)
     lz4_flags = 1 | (10 << 3)
     raw = make_eet(
         [
             ("edje/images/0", jpeg, 0),
             ("edje/file", b"collection data " * 40, 1 | (9 << 3)),
-            ("edje_sources", b"lz4 data", lz4_flags),
+            ("edje_sources", LZ4_BLOCK, lz4_flags),
+            ("short", LZ4_BLOCK, lz4_flags),
             ("secret", b"ciphered", 2),
-        ]
+        ],
+        lz4_sizes={"edje_sources": len(LZ4_TEXT), "short": len(LZ4_TEXT) + 1},
     )
     eet = EetFile(raw)
-    assert eet.names() == ["edje/images/0", "edje/file", "edje_sources", "secret"]
+    assert eet.names() == ["edje/images/0", "edje/file", "edje_sources", "short", "secret"]
     assert eet.read("edje/images/0") == jpeg
     assert eet.read("edje/file") == b"collection data " * 40
-    with pytest.raises(EetError, match="LZ4"):
-        eet.read("edje_sources")
+    assert eet.read("edje_sources") == LZ4_TEXT
+    with pytest.raises(EetError, match="directory says"):
+        eet.read("short")
     with pytest.raises(EetError, match="ciphered"):
         eet.read("secret")
     with pytest.raises(EetError, match="no entry"):
@@ -160,6 +174,15 @@ def test_eet_reader_reads_stored_and_zlib_entries_and_refuses_what_it_cannot():
         EetFile(b"\x1e\xe7\x0f\x43" + raw[4:])
     with pytest.raises(EetError, match="past the end"):
         EetFile(raw[:40])
+
+
+def test_lz4_refuses_offsets_before_the_start_and_truncation():
+    from code_cli.prior.eet import lz4_block
+
+    with pytest.raises(EetError, match="offset"):
+        lz4_block(b"\x10a\x05\x00\x50XYZZY", 100)
+    with pytest.raises(EetError, match="truncated"):
+        lz4_block(LZ4_BLOCK[:23], len(LZ4_TEXT))
 
 
 # ---------------------------------------------------------------- licence records

@@ -10,9 +10,10 @@ all integers big-endian 32-bit:
     data        at the absolute data offset
 
 Flags: bit 0 compressed, bit 1 ciphered, bit 2 alias, bits 3..10 the compression
-type (0..9 zlib levels, 10 and 11 LZ4). An .edj background stores its images as
-entries "edje/images/N", plain JPEG files when built lossy. Entries that are
-ciphered or LZ4-compressed raise: no image entry we read uses them.
+type (0..9 zlib levels, 10 and 11 LZ4, stored as one raw LZ4 block). An .edj
+background stores its images as entries "edje/images/N", plain JPEG files when
+built lossy; its LZ4 entries are the theme's own description. Ciphered entries
+raise: they need the key they were written with.
 """
 
 from __future__ import annotations
@@ -81,11 +82,57 @@ class EetFile:
         if not e.flags & COMPRESSED:
             return blob
         if e.compression_type in LZ4_TYPES:
-            raise EetError(f"{name}: LZ4-compressed entry; only stored and zlib entries are supported")
-        try:
-            data = zlib.decompress(blob)
-        except zlib.error as err:
-            raise EetError(f"{name}: bad zlib data ({err})") from None
+            data = lz4_block(blob, e.size, name)
+        else:
+            try:
+                data = zlib.decompress(blob)
+            except zlib.error as err:
+                raise EetError(f"{name}: bad zlib data ({err})") from None
         if len(data) != e.size:
             raise EetError(f"{name}: inflated to {len(data)} bytes, directory says {e.size}")
         return data
+
+
+def lz4_block(src: bytes, size: int, name: str = "entry") -> bytes:
+    """Decode one raw LZ4 block (the LZ4 block format: sequences of a token, literals,
+    a 2-byte little-endian match offset and a match of at least 4 bytes)."""
+    out = bytearray()
+    i, n = 0, len(src)
+    try:
+        while i < n:
+            token = src[i]
+            i += 1
+            literals, i = _lz4_length(src, i, token >> 4)
+            out += src[i : i + literals]
+            i += literals
+            if i >= n:  # the last sequence is literals only
+                break
+            offset = src[i] | src[i + 1] << 8
+            i += 2
+            if offset == 0 or offset > len(out):
+                raise EetError(f"{name}: LZ4 match offset {offset} points before the start")
+            match, i = _lz4_length(src, i, token & 15)
+            match += 4
+            start = len(out) - offset
+            if offset >= match:
+                out += out[start : start + match]
+            else:  # the match overlaps what it copies: a repeating run
+                for k in range(match):
+                    out.append(out[start + k])
+    except IndexError:
+        raise EetError(f"{name}: truncated LZ4 data") from None
+    if len(out) != size:
+        raise EetError(f"{name}: LZ4 data decodes to {len(out)} bytes, directory says {size}")
+    return bytes(out)
+
+
+def _lz4_length(src: bytes, i: int, length: int) -> tuple[int, int]:
+    """A 4-bit length from the token, extended by following bytes while they are 255."""
+    if length == 15:
+        while True:
+            extra = src[i]
+            i += 1
+            length += extra
+            if extra != 255:
+                break
+    return length, i
