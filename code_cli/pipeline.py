@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -168,18 +168,74 @@ class CODEPipeline(DiffusionPipeline):
         start = time.perf_counter()
         x, back = self.to_model_size(image.to(device, torch.float32), self.size_mode(config.size_policy))
         levels = M.make_levels(self.scheduler.alphas_cumprod, config.steps)
-        notes: list[str] = []
         threshold = M.make_threshold(config.quantile, config.max_threshold) if config.thresholding else M.no_threshold
         tile = self.tile_size(config.tile, x.shape[-2:])
+        base = {"device": str(device), "dtype": config.dtype, "size_mode": self.size_mode(config.size_policy)}
+        if config.mode == "auto" and config.method == "code":
+            return self._auto(image, x, back, seeds, config, levels, threshold, tile, dtype, base, start, progress)
+
+        def run(eps: M.code.EpsModel, generators: list[torch.Generator], x: torch.Tensor) -> M.MethodOutput:
+            if config.method == "sdedit":
+                return M.sdedit(eps, x, levels, M.SDEditParams(depth=config.depth), threshold, generators, progress)
+            return M.code_restore(eps, x, levels, code_params(config), threshold, generators, progress)
+
+        out, calls, tile, notes = self._run(run, x, seeds, dtype, tile)
+        y = back(out.x).clamp(-1, 1).float().cpu()
+        finite = torch.isfinite(out.x.flatten(1)).all(1).cpu()
+        seconds = (time.perf_counter() - start) / len(image)
+        info = {**out.info, **base, "tile": tile, "tiles_per_call": self._tiles_per_call(x, tile), **notes}
+        return [
+            RestoreResult(image=y[i], nfe=calls, seed=int(seeds[i]), seconds=seconds, finite=bool(finite[i]), info=info)
+            for i in range(len(image))
+        ]
+
+    def _auto(
+        self, image: torch.Tensor, x: torch.Tensor, back: Callable[[torch.Tensor], torch.Tensor], seeds: Sequence[int],
+        config: RestoreConfig, levels: M.Levels, threshold: Callable[[torch.Tensor], torch.Tensor], tile: int,
+        dtype: torch.dtype, base: dict, start: float, progress: Callable[[int], None] | None,
+    ) -> list[RestoreResult]:
+        """Auto mode: each group of images that share a choice runs as one batch; an image left
+        unedited is returned exactly as it came in."""
+        choices = auto_choices(x, levels, config)
+        results: list[RestoreResult | None] = [None] * len(image)
+        groups: dict[tuple, list[int]] = {}
+        for i, c in enumerate(choices):
+            groups.setdefault(c.key(), []).append(i)
+        for idx in groups.values():
+            c = choices[idx[0]]
+            if not c.edit:
+                for i in idx:
+                    results[i] = RestoreResult(image=image[i].float().cpu(), nfe=0, seed=int(seeds[i]), seconds=0.0,
+                                               finite=True, info={**base, "auto": c.as_dict()})
+                continue
+            params = code_params(replace(config, depth=c.depth, epsilon=c.epsilon, langevin_steps=c.langevin_steps))
+
+            def run(eps: M.code.EpsModel, generators: list[torch.Generator], xs: torch.Tensor,
+                    c: M.AutoChoice = c, params: M.CODEParams = params) -> M.MethodOutput:
+                return M.auto_restore(eps, xs, levels, c, params, threshold, generators, progress)
+
+            out, calls, used_tile, notes = self._run(run, x[idx], [seeds[i] for i in idx], dtype, tile)
+            y = back(out.x).clamp(-1, 1).float().cpu()
+            finite = torch.isfinite(out.x.flatten(1)).all(1).cpu()
+            info = {**out.info, **base, "tile": used_tile, "tiles_per_call": self._tiles_per_call(x, used_tile), **notes}
+            for j, i in enumerate(idx):
+                results[i] = RestoreResult(image=y[j], nfe=calls, seed=int(seeds[i]), seconds=0.0,
+                                           finite=bool(finite[j]), info={**info, "auto": choices[i].as_dict()})
+        seconds = (time.perf_counter() - start) / len(image)
+        return [replace(r, seconds=seconds) for r in results if r is not None]
+
+    def _run(
+        self, run: Callable[..., M.MethodOutput], x: torch.Tensor, seeds: Sequence[int], dtype: torch.dtype, tile: int,
+    ) -> tuple[M.MethodOutput, int, int, dict]:
+        """One method run over a batch, retried with smaller tiles on CUDA out-of-memory.
+        Returns the output, the real count of network calls, the tile used and any notes."""
+        notes: list[str] = []
         while True:
             # CPU generators: the same seed gives the same noise on every device (and on a retry).
             generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
             eps, calls = self.eps_model(dtype, tile)
             try:
-                if config.method == "sdedit":
-                    out = M.sdedit(eps, x, levels, M.SDEditParams(depth=config.depth), threshold, generators, progress)
-                else:
-                    out = M.code_restore(eps, x, levels, code_params(config), threshold, generators, progress)
+                out = run(eps, generators, x)
                 break
             except torch.cuda.OutOfMemoryError:
                 # Retry the same seeds with tiles half the size: same trajectory, less memory.
@@ -190,17 +246,27 @@ class CODEPipeline(DiffusionPipeline):
                 notes.append(f"CUDA out of memory at tile {tile or 'off'}; retried with tile {smaller}")
                 tile = smaller
         assert calls[0] == out.nfe, "the method's count of network calls disagrees with the real count"
-        y = back(out.x).clamp(-1, 1).float().cpu()
-        finite = torch.isfinite(out.x.flatten(1)).all(1).cpu()
-        seconds = (time.perf_counter() - start) / len(image)
-        info = {**out.info, "device": str(device), "dtype": config.dtype, "size_mode": self.size_mode(config.size_policy),
-                "tile": tile, "tiles_per_call": tiles.count(*x.shape[-2:], tile, tile // 4) if tile else 1}
-        if notes:
-            info["notes"] = notes
-        return [
-            RestoreResult(image=y[i], nfe=calls[0], seed=int(seeds[i]), seconds=seconds, finite=bool(finite[i]), info=info)
-            for i in range(len(image))
-        ]
+        return out, calls[0], tile, ({"notes": notes} if notes else {})
+
+    @staticmethod
+    def _tiles_per_call(x: torch.Tensor, tile: int) -> int:
+        return tiles.count(*x.shape[-2:], tile, tile // 4) if tile else 1
+
+    def choose(self, image: torch.Tensor, config: RestoreConfig) -> list[M.AutoChoice]:
+        """What auto mode would do with each image of a (B, 3, H, W) batch in [-1, 1], without
+        running the network (for --dry-run). Fixed mode reports its fixed settings the same way."""
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise ValueError(f"expected a (B, 3, H, W) batch, got {tuple(image.shape)}")
+        x, _ = self.to_model_size(image.float(), self.size_mode(config.size_policy))
+        return auto_choices(x, M.make_levels(self.scheduler.alphas_cumprod, config.steps), config)
+
+
+def auto_choices(x: torch.Tensor, levels: M.Levels, config: RestoreConfig) -> list[M.AutoChoice]:
+    """The config's given knobs pinned, the rest chosen per image (all given in fixed mode)."""
+    return M.choose(
+        x, levels, depth=config.depth, epsilon=config.epsilon, langevin_steps=config.langevin_steps,
+        max_depth=config.auto_max_depth, finish=config.finish,
+    )
 
 
 def code_params(config: RestoreConfig) -> M.CODEParams:

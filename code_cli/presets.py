@@ -20,7 +20,13 @@ import yaml
 
 from code_cli.errors import ConfigError
 
-DEFAULT_PRESET = "default"
+DEFAULT_PRESET = "auto"
+
+# Knobs auto mode chooses per image when the preset says "auto" (None here) and no flag gives them.
+AUTO_KEYS = ("depth", "epsilon", "langevin_steps")
+# Auto never edits deeper than this fraction of the grid (t = 199 of 1000 on the DDPM schedules): the
+# noise corruptions measured sit below t = 120, and deeper edits repaint the photograph.
+AUTO_MAX_DEPTH_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -29,10 +35,12 @@ class RestoreConfig:
 
     model: str = "code-prior-s"
     method: str = "code"  # code | sdedit
+    mode: str = "fixed"  # fixed | auto (choose depth, step and whether to edit per image; docs/auto.md); CODE only
     steps: int = 100  # N, grid size for encode/decode
-    depth: int = 6  # L, latent level (SDEdit: t0 level)
-    langevin_steps: int = 20  # K
-    epsilon: float = 0.2  # first Langevin step relative to sigma_t^2
+    depth: int | None = 6  # L, latent level (SDEdit: t0 level); None ("auto" in YAML): auto mode chooses
+    langevin_steps: int | None = 20  # K; None: auto mode chooses
+    epsilon: float | None = 0.2  # first Langevin step relative to sigma_t^2; None: auto mode chooses
+    finish: str = "sample"  # auto mode: sample (ODE decode) | mean (one-step clean estimate, higher PSNR)
     annealing_stages: int = 4  # A
     annealing_factor: float = 0.8  # c
     extra_corrections: tuple[tuple[int, float], ...] = ()  # shallower (depth, epsilon) pairs, K steps each
@@ -53,11 +61,25 @@ class RestoreConfig:
 
     @property
     def nfe(self) -> int:
-        """Network calls per image sample."""
+        """Network calls per image sample; in auto mode the most it can spend (an unedited image costs 0)."""
         if self.method == "sdedit":
             return self.depth
+        if self.mode == "auto":
+            return self._auto_nfe_bound()
         corr = (self.langevin_steps + 1) * (1 + len(self.extra_corrections))
         return 2 * self.depth + corr
+
+    @property
+    def auto_max_depth(self) -> int:
+        return max(1, int(self.steps * AUTO_MAX_DEPTH_FRACTION))
+
+    def _auto_nfe_bound(self) -> int:
+        # mirrors code_cli.method.auto.AutoChoice.nfe; tests/test_auto.py checks it bounds every choice
+        if self.depth is not None:  # a given depth is reached by ODE inversion
+            K = 20 if self.langevin_steps is None else self.langevin_steps
+            return self.depth + (K + 1 if K else 0) + (self.depth if self.finish == "sample" else 1)
+        K = self.langevin_steps or 0
+        return (K + 1 if K else 0) + (self.auto_max_depth if self.finish == "sample" else 1)
 
     def hash(self) -> str:
         """Hash of everything that changes the pixels (not batch size, device choice or sample count)."""
@@ -69,6 +91,7 @@ class RestoreConfig:
     def to_yaml(self) -> str:
         d = asdict(self)
         d["extra_corrections"] = [list(p) for p in self.extra_corrections]
+        d.update({k: "auto" for k in AUTO_KEYS if d[k] is None})
         return yaml.safe_dump(d, sort_keys=False)
 
 
@@ -78,6 +101,8 @@ _CHOICES = {
     "device": ("auto", "cpu", "cuda", "mps"),
     "dtype": ("float32", "float16", "bfloat16"),
     "size_policy": ("auto", "native", "resize"),
+    "mode": ("fixed", "auto"),
+    "finish": ("sample", "mean"),
 }
 _META_KEYS = ("description", "nfe")
 
@@ -90,7 +115,13 @@ def _subject(where: str, key: str) -> str:
 def _coerce(key: str, value: Any, where: str) -> Any:
     f = _FIELDS[key]
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    bad = ConfigError(f"{_subject(where, key)} expects {kind}, got {value!r}")
+    expects = kind
+    if kind.endswith(" | None"):  # the auto keys: "auto" leaves the value to auto mode
+        if value == "auto" or value is None:
+            return None
+        kind = kind.removesuffix(" | None")
+        expects = f"{kind} or 'auto'"
+    bad = ConfigError(f"{_subject(where, key)} expects {expects}, got {value!r}")
     if kind == "bool":
         if not isinstance(value, bool):
             raise bad
@@ -134,9 +165,14 @@ def validate(cfg: RestoreConfig, where: str = "config", origins: dict[str, str] 
         raise ConfigError(f"{_subject(src, key)} {what}, got {getattr(cfg, key)!r}")
 
     need(1 <= cfg.steps <= 1000, "steps", "must be in [1, 1000]")
-    need(1 <= cfg.depth <= cfg.steps, "depth", f"must be in [1, steps={cfg.steps}]")
-    need(cfg.langevin_steps >= 0, "langevin_steps", "must be >= 0")
-    need(cfg.epsilon >= 0, "epsilon", "must be >= 0")
+    for key in AUTO_KEYS:
+        need(cfg.mode == "auto" or getattr(cfg, key) is not None, key, "can be 'auto' only with mode: auto")
+    need(cfg.mode == "auto" or cfg.finish == "sample", "finish", "can be 'mean' only with mode: auto")
+    need(cfg.mode == "fixed" or not cfg.extra_corrections, "mode", "auto cannot take extra_corrections")
+    need(cfg.method == "code" or cfg.depth is not None, "depth", "must be given for method sdedit")
+    need(cfg.depth is None or 1 <= cfg.depth <= cfg.steps, "depth", f"must be in [1, steps={cfg.steps}]")
+    need(cfg.langevin_steps is None or cfg.langevin_steps >= 0, "langevin_steps", "must be >= 0")
+    need(cfg.epsilon is None or cfg.epsilon >= 0, "epsilon", "must be >= 0")
     need(cfg.annealing_stages >= 1, "annealing_stages", "must be >= 1")
     need(0 < cfg.annealing_factor <= 1, "annealing_factor", "must be in (0, 1]")
     need(0 < cfg.quantile <= 1, "quantile", "must be in (0, 1]")
@@ -147,7 +183,7 @@ def validate(cfg: RestoreConfig, where: str = "config", origins: dict[str, str] 
     need(cfg.batch_size >= 1, "batch_size", "must be >= 1")
     need(cfg.seed >= 0, "seed", "must be >= 0")
     need(cfg.tile == 0 or cfg.tile >= 32, "tile", "must be 0 (automatic) or >= 32")
-    prev = cfg.depth
+    prev = cfg.depth or 0
     for d, e in cfg.extra_corrections:
         need(0 < d < prev and e >= 0, "extra_corrections", "must list (depth, epsilon) with depths decreasing below depth")
         prev = d

@@ -37,7 +37,10 @@ def test_hash_ignores_batch_size_but_not_pixels_knobs():
     "text,message",
     [
         ("steps: 10\ndepth: 11\n", "key 'depth' must be in [1, steps=10]"),
-        ("langevin_steps: 2.5\n", ":1: key 'langevin_steps' expects int, got 2.5"),
+        ("langevin_steps: 2.5\n", ":1: key 'langevin_steps' expects int or 'auto', got 2.5"),
+        ("depth: auto\n", "key 'depth' can be 'auto' only with mode: auto"),
+        ("finish: mean\n", "key 'finish' can be 'mean' only with mode: auto"),
+        ("mode: auto\nmethod: sdedit\ndepth: auto\n", "key 'depth' must be given for method sdedit"),
         ("cbc: 'yes'\n", ":1: key 'cbc' expects bool"),
         ("eta: -1\n", "key 'eta' must be > 0"),
         ("annealing_factor: 1.5\n", "key 'annealing_factor' must be in (0, 1]"),

@@ -1,6 +1,7 @@
 """The numerics of CODE and its baseline SDEdit, as pure functions of
 (noise predictor, tensors, levels, generators). No files, flags or progress bars."""
 
+from code_cli.method.auto import AutoChoice, auto_restore, choose
 from code_cli.method.cbc import cbc_bound, cbc_clip
 from code_cli.method.code import CODEParams, Correction, MethodOutput, code_restore, correct, decode, encode
 from code_cli.method.schedule import Levels, make_levels
@@ -10,6 +11,6 @@ from code_cli.method.threshold import make_threshold, no_threshold
 METHODS = ("code", "sdedit")
 
 __all__ = [
-    "CODEParams", "Correction", "Levels", "METHODS", "MethodOutput", "SDEditParams", "cbc_bound", "cbc_clip",
+    "AutoChoice", "auto_restore", "choose", "CODEParams", "Correction", "Levels", "METHODS", "MethodOutput", "SDEditParams", "cbc_bound", "cbc_clip",
     "code_restore", "correct", "decode", "encode", "make_levels", "make_threshold", "no_threshold", "sdedit",
 ]

@@ -1,0 +1,175 @@
+"""auto: choose, per image and from the image alone, whether to edit and where on the prior's schedule.
+
+A blind noise estimate (Immerkaer 1996) is mapped onto the model's own schedule: the level whose
+noise-to-signal ratio sigma_t / sqrt(abar_t) first covers it. At that level the scaled input
+sqrt(abar_t) y is itself a sample of the noised-data marginal, so the corruption's noise is the
+diffusion noise and nothing of it survives the decode. Below a noise floor the image is left as it
+is: on blur, JPEG, fog, contrast and colour corruptions the measured edits lost PSNR to the input.
+The choice reads pixels only; it spends no network calls.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+
+import torch
+import torch.nn.functional as F
+
+from code_cli.method.code import (
+    CODEParams, Correction, EpsModel, MethodOutput, Progress, code_restore, correct, decode, encode,
+)
+from code_cli.method.ddim import ddim_move
+from code_cli.method.noise import randn_like_per_image
+from code_cli.method.schedule import Levels
+from code_cli.method.threshold import Threshold
+
+# Below this noise std (on a [0, 1] scale) an edit measured worse than the input (issue 11).
+NOISE_FLOOR = 0.03
+# The level's noise-to-signal ratio must reach KAPPA x the estimate (on [-1, 1]): measured best of
+# 0.8, 1.0, 1.2 with the ODE decode (docs/auto.md).
+KAPPA = 1.2
+# Langevin steps and first relative step on a noise entry; see docs/auto.md for the measurement.
+LANGEVIN_STEPS = 0
+EPSILON = 0.1
+# With a depth the user gave, the edit is CODE's ODE inversion; these are the `default` preset's values.
+ENCODE_LANGEVIN_STEPS = 20
+ENCODE_EPSILON = 0.2
+
+ENTRIES = ("encode", "noise")  # how the latent is reached: ODE inversion, or the input's own noise
+FINISHES = ("sample", "mean")  # DDIM decode to level 0, or the one-step clean estimate
+
+# Immerkaer's Laplacian-difference mask: zero on locally linear image content.
+_MASK = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
+
+
+@dataclass(frozen=True)
+class AutoChoice:
+    """What to do with one image, and why. depth is a level of the grid; 0 means no edit."""
+
+    edit: bool
+    depth: int
+    t: int
+    epsilon: float
+    langevin_steps: int
+    entry: str
+    finish: str
+    sigma_hat: float  # blind noise std on a [0, 1] scale
+    reason: str
+
+    @property
+    def nfe(self) -> int:
+        """Network calls this choice spends on the image (the choice itself spends none)."""
+        if not self.edit:
+            return 0
+        encode = self.depth if self.entry == "encode" else 0
+        langevin = self.langevin_steps + 1 if self.langevin_steps else 0
+        finish = self.depth if self.finish == "sample" else 1
+        return encode + langevin + finish
+
+    def key(self) -> tuple:
+        """Images whose keys are equal can run as one batch."""
+        return (self.edit, self.depth, self.epsilon, self.langevin_steps, self.entry, self.finish)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "nfe": self.nfe, "choice_calls": 0}
+
+
+def noise_std(x: torch.Tensor) -> torch.Tensor:
+    """Immerkaer's blind estimate of white-noise std per image of a (B, C, H, W) batch, on x's scale.
+
+    sigma = sqrt(pi / 2) / (6 (W - 2) (H - 2)) sum |x * N|, averaged over channels.
+    """
+    B, C, H, W = x.shape
+    if H < 3 or W < 3:
+        return torch.zeros(B, dtype=torch.float64)
+    r = F.conv2d(x.double().reshape(B * C, 1, H, W), _MASK.double().view(1, 1, 3, 3).to(x.device))
+    return (math.sqrt(math.pi / 2) / 6 * r.abs().reshape(B, C, -1).mean(-1)).mean(1).cpu()
+
+
+def level_for_noise(levels: Levels, sigma: float, kappa: float = KAPPA) -> int:
+    """The shallowest level k >= 1 with sigma_k / sqrt(abar_k) >= kappa sigma (both on [-1, 1])."""
+    ratio = ((1 - levels.abar) / levels.abar).sqrt()
+    k = int(torch.searchsorted(ratio, torch.tensor(kappa * sigma, dtype=ratio.dtype)))
+    return min(max(k, 1), levels.steps)
+
+
+def choose(
+    x: torch.Tensor, levels: Levels, *, depth: int | None = None, epsilon: float | None = None,
+    langevin_steps: int | None = None, max_depth: int | None = None, finish: str = "sample",
+    floor: float = NOISE_FLOOR, kappa: float = KAPPA,
+) -> list[AutoChoice]:
+    """One choice per image of x in [-1, 1]. A given depth, epsilon or langevin_steps is kept as
+    given (the user's flag wins); a given depth also forces an edit, reached by ODE inversion."""
+    sig = noise_std(x) / 2  # [-1, 1] -> [0, 1]
+    cap = levels.steps if max_depth is None else min(max_depth, levels.steps)
+    return [_one(float(s), levels, depth, epsilon, langevin_steps, cap, finish, floor, kappa) for s in sig]
+
+
+def _one(
+    s01: float, levels: Levels, depth: int | None, epsilon: float | None, langevin_steps: int | None,
+    cap: int, finish: str, floor: float, kappa: float,
+) -> AutoChoice:
+    if depth is not None:
+        K = ENCODE_LANGEVIN_STEPS if langevin_steps is None else langevin_steps
+        e = ENCODE_EPSILON if epsilon is None else epsilon
+        return AutoChoice(
+            edit=True, depth=depth, t=int(levels.t[depth]), epsilon=e, langevin_steps=K, entry="encode",
+            finish=finish, sigma_hat=round(s01, 5), reason=f"depth {depth} given (noise estimate {s01:.3f})",
+        )
+    K = LANGEVIN_STEPS if langevin_steps is None else langevin_steps
+    e = EPSILON if epsilon is None else epsilon
+    if s01 < floor:
+        return AutoChoice(
+            edit=False, depth=0, t=0, epsilon=e, langevin_steps=K, entry="noise", finish=finish,
+            sigma_hat=round(s01, 5), reason=f"noise estimate {s01:.3f} < {floor} (on [0, 1]): left unedited",
+        )
+    k = level_for_noise(levels, 2 * s01, kappa)
+    capped = f"; capped at level {cap}" if k > cap else ""
+    k = min(k, cap)
+    return AutoChoice(
+        edit=True, depth=k, t=int(levels.t[k]), epsilon=e, langevin_steps=K, entry="noise", finish=finish,
+        sigma_hat=round(s01, 5),
+        reason=f"noise estimate {s01:.3f} (on [0, 1]) is the diffusion noise at t = {int(levels.t[k])}{capped}",
+    )
+
+
+def auto_restore(
+    model: EpsModel, x: torch.Tensor, levels: Levels, choice: AutoChoice, params: CODEParams, threshold: Threshold,
+    generators: Sequence[torch.Generator], progress: Progress | None = None,
+) -> MethodOutput:
+    """Edit a batch that shares one choice; `params` gives the knobs auto leaves alone (jitter, CBC, annealing).
+
+    K = 0 means no Langevin correction at all (not one noise-free step, as in a fixed CODE run): on a
+    noise entry the latent is already on the marginal, and the extra call bought nothing measurable.
+    """
+    base = params.corrections[0]
+    c = Correction(depth=choice.depth, steps=choice.langevin_steps, epsilon=choice.epsilon,
+                   stages=base.stages, factor=base.factor)
+    if choice.entry == "encode" and choice.finish == "sample" and choice.langevin_steps:
+        return code_restore(model, x, levels, replace(params, corrections=(c,)), threshold, generators, progress)
+    eta = params.eta if params.cbc else None
+    late_eta = eta if params.cbc_everywhere else None
+    L = choice.depth
+    if choice.entry == "noise":
+        # 1-2. the input's own noise is the latent's: x_L = sqrt(abar_L) y
+        x, nfe = levels.sqrt_abar(L) * x, 0
+    else:
+        x = x + params.jitter * randn_like_per_image(x, generators)
+        x, nfe = encode(model, x, levels, L, threshold, eta, progress)
+    if choice.langevin_steps:
+        # 3. annealed Langevin at level L
+        x, n = correct(model, x, levels, c, threshold, generators, late_eta, progress)
+        nfe += n
+    if choice.finish == "mean":
+        # 4. the clean estimate x0(x_L, t_L) in one call: the posterior mean at level L
+        x = ddim_move(x, model(x, levels.timesteps(L, len(x), x.device)), float(levels.abar[L]), 1.0, threshold)
+        nfe += 1
+        if progress:
+            progress(1)
+    else:
+        x, n = decode(model, x, levels, L, threshold, late_eta, progress)
+        nfe += n
+    info = {"t_latent": int(levels.t[L]), "raw_langevin_step": [choice.epsilon * levels.sigma(L) ** 2]}
+    return MethodOutput(x=x, nfe=nfe, info=info)

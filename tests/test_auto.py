@@ -1,0 +1,188 @@
+"""auto mode: the choice from the image, its cost, and the pipeline and config around it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from code_cli import method as M
+from code_cli.method.auto import KAPPA, NOISE_FLOOR, level_for_noise, noise_std
+from code_cli.pipeline import CODEPipeline
+from code_cli.presets import RestoreConfig, build_config
+from tests.conftest import GaussianEps, gens
+
+
+def smooth(n: int = 2, size: int = 48) -> torch.Tensor:
+    """Images in [-1, 1] with locally linear content only: Immerkaer's mask reads them as noiseless."""
+    yy, xx = torch.meshgrid(torch.linspace(-0.6, 0.6, size), torch.linspace(-0.5, 0.7, size), indexing="ij")
+    base = torch.stack([xx, yy, 0.3 * xx - 0.2 * yy])
+    return torch.stack([base * (1 - 0.2 * i) for i in range(n)])
+
+
+def noisy(sigma01: float, n: int = 2, size: int = 48, seed: int = 0) -> torch.Tensor:
+    """smooth() plus white Gaussian noise of std sigma01 on a [0, 1] scale (2 sigma01 on [-1, 1])."""
+    z = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    return smooth(n, size) + 2 * sigma01 * z
+
+
+def auto_config(**kw) -> RestoreConfig:
+    cfg, _ = build_config("auto", {"device": "cpu", **kw})
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def tiny_pipe(tiny_model) -> CODEPipeline:
+    return CODEPipeline.from_pretrained(str(tiny_model))
+
+
+@pytest.mark.parametrize("sigma01", [0.02, 0.05, 0.1, 0.2])
+def test_noise_estimate_reads_the_noise_level(sigma01):
+    est = noise_std(noisy(sigma01, n=3, size=64)) / 2
+    assert torch.allclose(est, torch.full_like(est, sigma01), rtol=0.05), est
+
+
+def test_chosen_timestep_tracks_the_noise_level(abar_T):
+    lv = M.make_levels(abar_T, 100)
+    sigmas = [0.04, 0.08, 0.12, 0.16, 0.24]
+    choices = [M.choose(noisy(s, n=1, size=64), lv)[0] for s in sigmas]
+    assert all(c.edit and c.entry == "noise" for c in choices)
+    ts = [c.t for c in choices]
+    assert ts == sorted(ts) and len(set(ts)) == len(ts), ts
+    ratio = ((1 - lv.abar) / lv.abar).sqrt()
+    for s, c in zip(sigmas, choices):
+        # the shallowest level whose noise-to-signal covers KAPPA x the estimate (within the estimate's 5%)
+        assert float(ratio[c.depth]) >= KAPPA * 2 * c.sigma_hat
+        assert float(ratio[c.depth - 1]) < KAPPA * 2 * c.sigma_hat
+        assert c.sigma_hat == pytest.approx(s, rel=0.05)
+
+
+def test_level_for_noise_on_a_known_schedule(abar_T):
+    """On the linear DDPM schedule sigma_t / sqrt(abar_t) = 0.2 first at t ~ 19 (abar = 1 / 1.04)."""
+    lv = M.make_levels(abar_T, 1000)
+    k = level_for_noise(lv, 0.2, kappa=1.0)
+    target = int(torch.argmin((abar_T.double() - 1 / 1.04).abs()))
+    assert abs(int(lv.t[k]) - target) <= 1
+
+
+def test_below_the_floor_nothing_is_edited(abar_T):
+    lv = M.make_levels(abar_T, 100)
+    c = M.choose(noisy(NOISE_FLOOR / 2, n=1), lv)[0]
+    assert not c.edit and c.nfe == 0 and "left unedited" in c.reason
+
+
+def test_choice_is_deterministic_and_per_image(abar_T):
+    lv = M.make_levels(abar_T, 100)
+    x = torch.cat([noisy(0.1, n=1), smooth(1), noisy(0.2, n=1, seed=3)])
+    a, b = M.choose(x, lv), M.choose(x.clone(), lv)
+    assert a == b
+    alone = [M.choose(x[i:i + 1], lv)[0] for i in range(3)]
+    assert alone == a
+    assert [c.edit for c in a] == [True, False, True]
+
+
+def test_given_knobs_are_kept(abar_T):
+    lv = M.make_levels(abar_T, 100)
+    x = smooth(1)
+    c = M.choose(x, lv, depth=7, epsilon=0.3, langevin_steps=5)[0]
+    assert (c.edit, c.depth, c.epsilon, c.langevin_steps, c.entry) == (True, 7, 0.3, 5, "encode")
+    c = M.choose(noisy(0.1, n=1), lv, epsilon=0.3)[0]
+    assert c.entry == "noise" and c.epsilon == 0.3
+
+
+def test_auto_restore_spends_what_the_choice_says(gaussian, abar_T):
+    lv = M.make_levels(abar_T, 50)
+    x = noisy(0.1, n=2).double()
+    params = M.CODEParams(corrections=(M.Correction(depth=1, steps=0, epsilon=0.1),))
+    for entry in ("noise", "encode"):
+        for finish in ("sample", "mean"):
+            for K in (0, 3):
+                c = replace(M.choose(x, lv)[0], entry=entry, finish=finish, langevin_steps=K)
+                gaussian.calls = 0
+                out = M.auto_restore(gaussian, x, lv, c, params, M.no_threshold, gens(0, 1))
+                assert out.nfe == c.nfe == gaussian.calls, (entry, finish, K)
+
+
+def test_noise_entry_with_the_mean_finish_is_the_wiener_filter(abar_T):
+    """For Gaussian data the clean estimate from sqrt(abar) y is E[x0 | y] when the level's
+    noise-to-signal equals the noise: its error is the Wiener error s^2 n^2 / (s^2 + n^2)."""
+    g = GaussianEps(abar_T, mu=0.1, s=0.4)
+    lv = M.make_levels(abar_T, 1000)  # a fine grid, so the chosen level matches the noise closely
+    n = 0.3  # noise std on [-1, 1]
+    gen = torch.Generator().manual_seed(0)
+    clean = g.mu + g.s * torch.randn(4, 3, 64, 64, generator=gen, dtype=torch.float64)
+    y = clean + n * torch.randn(clean.shape, generator=gen, dtype=torch.float64)
+    c = M.choose(y, lv, finish="mean", kappa=1.0)[0]
+    # white data defeats Immerkaer's estimate (it assumes smooth content), so give the true level
+    c = replace(c, depth=level_for_noise(lv, n, kappa=1.0))
+    params = M.CODEParams(corrections=(M.Correction(depth=1, steps=0, epsilon=0.1),))
+    out = M.auto_restore(g, y, lv, c, params, M.no_threshold, gens(*range(4)))
+    mse = float((out.x - clean).pow(2).mean())
+    wiener = g.s**2 * n**2 / (g.s**2 + n**2)
+    assert mse == pytest.approx(wiener, rel=0.03)
+    assert mse < float((y - clean).pow(2).mean())
+
+
+def test_the_config_bound_covers_every_choice(abar_T):
+    for kw in ({}, {"depth": 9}, {"langevin_steps": 4}, {"depth": 3, "langevin_steps": 0}, {"finish": "mean"}):
+        cfg = auto_config(**kw)
+        lv = M.make_levels(abar_T, cfg.steps)
+        x = torch.cat([noisy(s, n=1, seed=i) for i, s in enumerate((0.0, 0.05, 0.2, 0.5))])
+        chosen = M.choose(x, lv, depth=cfg.depth, epsilon=cfg.epsilon, langevin_steps=cfg.langevin_steps,
+                          max_depth=cfg.auto_max_depth, finish=cfg.finish)
+        assert max(c.nfe for c in chosen) <= cfg.nfe, (kw, [c.nfe for c in chosen], cfg.nfe)
+
+
+def test_flags_override_auto_field_by_field():
+    cfg = auto_config()
+    assert (cfg.mode, cfg.depth, cfg.epsilon, cfg.langevin_steps) == ("auto", None, None, None)
+    cfg = auto_config(depth=4, epsilon=0.3)
+    assert (cfg.mode, cfg.depth, cfg.epsilon, cfg.langevin_steps) == ("auto", 4, 0.3, None)
+    assert auto_config().hash() == auto_config().hash()
+    assert auto_config().hash() != auto_config(depth=4).hash()
+    assert build_config()[1] == "auto"
+
+
+def test_an_unedited_image_comes_back_bit_exact_in_a_mixed_batch(tiny_pipe):
+    cfg = auto_config(steps=20)
+    x = torch.cat([smooth(1, 32), noisy(0.15, n=1, size=32)]).float()
+    r = tiny_pipe(x, seeds=[1, 2], config=cfg)
+    assert torch.equal(r[0].image, x[0])
+    assert r[0].nfe == 0 and r[0].info["auto"]["edit"] is False
+    assert r[1].info["auto"]["edit"] is True and r[1].nfe == r[1].info["auto"]["nfe"] > 0
+    assert not torch.equal(r[1].image, x[1])
+    # the edited image does not depend on its batch companion, and a rerun is identical
+    alone = tiny_pipe(x[1:], seeds=[2], config=cfg)[0]
+    assert torch.equal(alone.image, r[1].image) and alone.info == r[1].info
+    assert [c.as_dict() for c in tiny_pipe.choose(x, cfg)] == [r[0].info["auto"], r[1].info["auto"]]
+
+
+def test_given_depth_edits_even_a_clean_image(tiny_pipe):
+    cfg = auto_config(steps=20, depth=2, langevin_steps=1)
+    r = tiny_pipe(smooth(1, 32), seeds=[0], config=cfg)[0]
+    assert r.info["auto"]["entry"] == "encode" and r.nfe == 2 + 2 + 2
+
+
+def test_cli_writes_an_unedited_8bit_png_bit_exact(tmp_path, tiny_model):
+    from code_cli.cli import app
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:40, 0:56]
+    arr = np.stack([xx * 4, yy * 5, 100 + xx + yy], -1).clip(0, 255).astype(np.uint8)
+    arr[rng.random(arr.shape[:2]) < 0.002] += 1  # a few odd values: the round trip is exact, not just smooth
+    Image.fromarray(arr, "RGB").save(tmp_path / "in.png")
+    r = CliRunner().invoke(app, [str(tmp_path / "in.png"), str(tmp_path / "out"), "--model", str(tiny_model)])
+    assert r.exit_code == 0, r.output
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "in.png")), arr)
+
+
+def test_auto_preset_is_the_default_and_costs_less_than_default_at_most():
+    cfg, name = build_config()
+    assert name == "auto" and cfg.mode == "auto"
+    assert cfg.nfe <= build_config("default")[0].nfe
+    assert math.isfinite(cfg.nfe)
