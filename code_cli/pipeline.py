@@ -217,7 +217,8 @@ class CODEPipeline(DiffusionPipeline):
             out, calls, used_tile, notes = self._run(run, x[idx], [seeds[i] for i in idx], dtype, tile)
             y = back(out.x).clamp(-1, 1).float().cpu()
             finite = torch.isfinite(out.x.flatten(1)).all(1).cpu()
-            info = {**out.info, **base, "tile": used_tile, "tiles_per_call": self._tiles_per_call(x, used_tile), **notes}
+            per_call = self._tiles_per_call(x, used_tile)
+            info = {**out.info, **base, "tile": used_tile, "tiles_per_call": per_call, **notes}
             for j, i in enumerate(idx):
                 results[i] = RestoreResult(image=y[j], nfe=calls, seed=int(seeds[i]), seconds=0.0,
                                            finite=bool(finite[j]), info={**info, "auto": choices[i].as_dict()})

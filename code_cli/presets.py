@@ -185,7 +185,8 @@ def validate(cfg: RestoreConfig, where: str = "config", origins: dict[str, str] 
     need(cfg.tile == 0 or cfg.tile >= 32, "tile", "must be 0 (automatic) or >= 32")
     prev = cfg.depth or 0
     for d, e in cfg.extra_corrections:
-        need(0 < d < prev and e >= 0, "extra_corrections", "must list (depth, epsilon) with depths decreasing below depth")
+        need(0 < d < prev and e >= 0, "extra_corrections",
+             "must list (depth, epsilon) with depths decreasing below depth")
         prev = d
     return cfg
 
@@ -271,7 +272,8 @@ def _load_preset_lines(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     if "nfe" in raw:
         cfg = replace(RestoreConfig(), **out)
         if raw["nfe"] != cfg.nfe:
-            raise ConfigError(f"{path}:{lines.get('nfe', '?')}: key 'nfe' says {raw['nfe']} but the preset costs {cfg.nfe}")
+            raise ConfigError(
+                f"{path}:{lines.get('nfe', '?')}: key 'nfe' says {raw['nfe']} but the preset costs {cfg.nfe}")
     return out, {key: f"{path}:{lines.get(key, '?')}" for key in out}
 
 

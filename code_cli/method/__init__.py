@@ -11,6 +11,7 @@ from code_cli.method.threshold import make_threshold, no_threshold
 METHODS = ("code", "sdedit")
 
 __all__ = [
-    "AutoChoice", "auto_restore", "choose", "CODEParams", "Correction", "Levels", "METHODS", "MethodOutput", "SDEditParams", "cbc_bound", "cbc_clip",
-    "code_restore", "correct", "decode", "encode", "make_levels", "make_threshold", "no_threshold", "sdedit",
+    "AutoChoice", "auto_restore", "choose", "CODEParams", "Correction", "Levels", "METHODS", "MethodOutput",
+    "SDEditParams", "cbc_bound", "cbc_clip", "code_restore", "correct", "decode", "encode", "make_levels",
+    "make_threshold", "no_threshold", "sdedit",
 ]

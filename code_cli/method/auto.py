@@ -18,7 +18,15 @@ import torch
 import torch.nn.functional as F
 
 from code_cli.method.code import (
-    CODEParams, Correction, EpsModel, MethodOutput, Progress, code_restore, correct, decode, encode,
+    CODEParams,
+    Correction,
+    EpsModel,
+    MethodOutput,
+    Progress,
+    code_restore,
+    correct,
+    decode,
+    encode,
 )
 from code_cli.method.ddim import ddim_move
 from code_cli.method.noise import randn_like_per_image
