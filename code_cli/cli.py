@@ -222,34 +222,43 @@ def _plural(n: int, word: str) -> str:
 
 
 def _dry_run(pipe, plan: Plan, cfg: RestoreConfig, preset_name: str, device, threads_: int) -> None:
-    """The plan, and its time from a short calibration of this model on this device."""
-    for j in plan.jobs:
-        out.print(f"{j.item.path} -> {j.dest}")
-    for item, msg in plan.clashes:
-        out.print(f"skip {item.path}: {msg}")
+    """The plan, what auto mode would choose for each image, and the time from a short calibration
+    of this model on this device."""
     from code_cli.runner import estimate_seconds
 
-    total, tiled = 0.0, []
-    per_call = {}
+    auto = cfg.mode == "auto" and cfg.method == "code"
+    total_calls, total_seconds, unedited, tiled = 0, 0.0, 0, []
+    estimates = {}
     for j in plan.jobs:
         try:
             size = imageio.peek_size(j.item.path)
+            calls, why = cfg.nfe, ""
+            if auto:  # the choice reads the pixels (no network calls), so the image is decoded
+                [choice] = pipe.choose(imageio.load(j.item.path).rgb[None], cfg)
+                calls, why = choice.nfe, f": {choice.reason} ({_plural(choice.nfe, 'call')})"
+                unedited += not choice.edit
         except InputError as e:
             out.print(f"unreadable: {e}")
             continue
-        if size not in per_call:
-            per_call[size] = estimate_seconds(pipe, cfg, size)
-        est = per_call[size]
-        total += est.seconds_per_call * cfg.nfe
-        if est.tiles > 1:
-            tiled.append((j.item.path, size, est))
+        out.print(f"{j.item.path} -> {j.dest}{why}")
+        if size not in estimates:
+            estimates[size] = estimate_seconds(pipe, cfg, size)
+        est = estimates[size]
+        total_calls += calls
+        total_seconds += est.seconds_per_call * calls
+        if est.tiles > 1 and calls:
+            tiled.append((j.item.path, size, est, calls))
+    for item, msg in plan.clashes:
+        out.print(f"skip {item.path}: {msg}")
     n = len(plan.jobs)
     where = f"{device.type}" + (f", {_plural(threads_, 'thread')}" if device.type == "cpu" else "")
-    out.print(f"{_plural(n, 'restoration')}, {_plural(cfg.nfe, 'network call')} each, {cfg.nfe * n} in all "
-              f"(preset {preset_name}); about {_duration(total)} on {where}")
-    for path, (w, h), est in tiled:
+    cost = (f"chosen per image, {unedited} left unedited" if auto
+            else f"{_plural(cfg.nfe, 'network call')} each")
+    out.print(f"{_plural(n, 'restoration')}, {cost}, {total_calls} network calls in all (preset {preset_name}); "
+              f"about {_duration(total_seconds)} on {where}")
+    for path, (w, h), est, calls in tiled:
         out.print(f"{path}: {w}x{h} runs each network call on {est.tiles} tiles of {est.tile} px "
-                  f"(about {_duration(est.seconds_per_call * cfg.nfe)} for this image)")
+                  f"(about {_duration(est.seconds_per_call * calls)} for this image)")
 
 
 def _duration(seconds: float) -> str:

@@ -233,7 +233,7 @@ def test_output_equal_to_input_is_refused(inputs, tiny_model):
 def test_dry_run_lists_and_writes_nothing(inputs, tmp_path):
     r = restore(inputs, tmp_path / "out", "--dry-run", "--preset", "default")
     assert r.exit_code == 0
-    assert "4 restorations, 33 network calls each, 132 in all (preset default); about " in r.output
+    assert "4 restorations, 33 network calls each, 132 network calls in all (preset default); about " in r.output
     assert not (tmp_path / "out").exists()
 
 

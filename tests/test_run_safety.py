@@ -211,7 +211,7 @@ def test_dry_run_estimates_time_and_says_when_tiles_are_used(tmp_path, tiny_mode
     write_image(tmp_path / "in" / "small.png", (20, 14))
     r = restore(tmp_path / "in", tmp_path / "out", "--model", tiny_model, *FAST, "--dry-run")
     assert r.exit_code == 0, r.output
-    assert "1 restoration, 7 network calls each, 7 in all (preset default); about " in r.output
+    assert "1 restoration, 7 network calls each, 7 network calls in all (preset default); about " in r.output
     assert "tiles" not in r.output
     r = restore(tmp_path / "in", tmp_path / "out", "--model", tiny_model, *FAST, "--dry-run", "--tile", "32")
     assert "small.png: 20x14" not in r.output  # smaller than a tile: not tiled
@@ -242,3 +242,23 @@ def test_file_names_with_brackets_print_as_they_are(tmp_path, tiny_model):
     r = restore(tmp_path / "in", tmp_path / "out", "--model", tiny_model, *FAST)
     assert r.exit_code == 1
     assert f"error: {tmp_path / 'in' / 'photo[1].png'}: empty file (0 bytes)" in r.output
+
+
+def test_dry_run_shows_what_auto_would_do_with_each_image(tmp_path, tiny_model):
+    import numpy as np
+    from PIL import Image
+
+    d = tmp_path / "in"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    smooth = np.tile(np.linspace(40, 200, 32, dtype=np.uint8), (32, 1))
+    Image.fromarray(np.stack([smooth] * 3, -1)).save(d / "clean.png")
+    noisy = np.clip(smooth[..., None] + rng.normal(0, 40, (32, 32, 3)), 0, 255).astype(np.uint8)
+    Image.fromarray(noisy).save(d / "noisy.png")
+    r = restore(d, tmp_path / "out", "--model", tiny_model, "--preset", "auto", "--dry-run")
+    assert r.exit_code == 0, r.output
+    lines = {line.split(" -> ")[0].rsplit("/", 1)[-1]: line for line in r.output.splitlines() if " -> " in line}
+    assert "left unedited (0 calls)" in lines["clean.png"]
+    assert "is the diffusion noise at t = " in lines["noisy.png"] and "left unedited" not in lines["noisy.png"]
+    assert "2 restorations, chosen per image, 1 left unedited, " in r.output
+    assert not (tmp_path / "out").exists()
