@@ -92,8 +92,9 @@ def noise_std(x: torch.Tensor) -> torch.Tensor:
     B, C, H, W = x.shape
     if H < 3 or W < 3:
         return torch.zeros(B, dtype=torch.float64)
-    r = F.conv2d(x.double().reshape(B * C, 1, H, W), _MASK.double().view(1, 1, 3, 3).to(x.device))
-    return (math.sqrt(math.pi / 2) / 6 * r.abs().reshape(B, C, -1).mean(-1)).mean(1).cpu()
+    # on the CPU in float64: the same image gets the same choice on every device (and in --dry-run)
+    r = F.conv2d(x.detach().cpu().double().reshape(B * C, 1, H, W), _MASK.double().view(1, 1, 3, 3))
+    return (math.sqrt(math.pi / 2) / 6 * r.abs().reshape(B, C, -1).mean(-1)).mean(1)
 
 
 def level_for_noise(levels: Levels, sigma: float, kappa: float = KAPPA) -> int:
