@@ -183,7 +183,10 @@ def _run(spec: RunSpec, preset: str | None, flags: dict, threads_: int, dry_run:
 
     from code_cli.pipeline import CODEPipeline, resolve_device
 
-    device = resolve_device(cfg.device)
+    try:
+        device = resolve_device(cfg.device)
+    except ConfigError as e:
+        raise ConfigError(f"--{e}" if flags.get("device") else f"{e} (set by preset {preset_name})") from None
     if device.type == "cuda" and rank.multi:
         torch.cuda.set_device(rank.local_rank)  # "cuda" now means this process's GPU
     if device.type == "cpu":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -52,9 +52,9 @@ def resolve_device(name: str) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available here")
+        raise ConfigError("device cuda: no CUDA device is available here")
     if name == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("--device mps: no MPS device is available here")
+        raise ConfigError("device mps: no MPS device is available here")
     return torch.device(name)
 
 
@@ -175,9 +175,8 @@ class CODEPipeline(DiffusionPipeline):
             return self._auto(image, x, back, seeds, config, levels, threshold, tile, dtype, base, start, progress)
 
         def run(eps: M.code.EpsModel, generators: list[torch.Generator], x: torch.Tensor) -> M.MethodOutput:
-            if config.method == "sdedit":
-                return M.sdedit(eps, x, levels, M.SDEditParams(depth=config.depth), threshold, generators, progress)
-            return M.code_restore(eps, x, levels, code_params(config), threshold, generators, progress)
+            method, params = M.get_method(config.method)
+            return method(eps, x, levels, params.from_knobs(**asdict(config)), threshold, generators, progress)
 
         out, calls, tile, notes = self._run(run, x, seeds, dtype, tile)
         y = back(out.x).clamp(-1, 1).float().cpu()
@@ -271,13 +270,7 @@ def auto_choices(x: torch.Tensor, levels: M.Levels, config: RestoreConfig) -> li
 
 
 def code_params(config: RestoreConfig) -> M.CODEParams:
-    shared = dict(steps=config.langevin_steps, stages=config.annealing_stages, factor=config.annealing_factor)
-    corrections = [M.Correction(depth=config.depth, epsilon=config.epsilon, **shared)]
-    corrections += [M.Correction(depth=d, epsilon=e, **shared) for d, e in config.extra_corrections]
-    return M.CODEParams(
-        corrections=tuple(corrections), jitter=config.jitter, cbc=config.cbc,
-        cbc_everywhere=config.cbc_everywhere, eta=config.eta,
-    )
+    return M.CODEParams.from_knobs(**asdict(config))
 
 
 def image_seed(seed: int, rel_path: str, sample: int = 0) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from code_cli.cost import auto_calls, code_calls, sdedit_calls
 from code_cli.errors import ConfigError
 
 DEFAULT_PRESET = "auto"
@@ -63,23 +64,22 @@ class RestoreConfig:
     def nfe(self) -> int:
         """Network calls per image sample; in auto mode the most it can spend (an unedited image costs 0)."""
         if self.method == "sdedit":
-            return self.depth
+            return sdedit_calls(self.depth)
         if self.mode == "auto":
             return self._auto_nfe_bound()
-        corr = (self.langevin_steps + 1) * (1 + len(self.extra_corrections))
-        return 2 * self.depth + corr
+        return code_calls(self.depth, [self.langevin_steps] * (1 + len(self.extra_corrections)))
 
     @property
     def auto_max_depth(self) -> int:
         return max(1, int(self.steps * AUTO_MAX_DEPTH_FRACTION))
 
     def _auto_nfe_bound(self) -> int:
-        # mirrors code_cli.method.auto.AutoChoice.nfe; tests/test_auto.py checks it bounds every choice
+        # the costliest choice auto can make; tests/test_auto.py checks it bounds every choice
+        sample = self.finish == "sample"
         if self.depth is not None:  # a given depth is reached by ODE inversion
             K = 20 if self.langevin_steps is None else self.langevin_steps
-            return self.depth + (K + 1 if K else 0) + (self.depth if self.finish == "sample" else 1)
-        K = self.langevin_steps or 0
-        return (K + 1 if K else 0) + (self.auto_max_depth if self.finish == "sample" else 1)
+            return auto_calls(True, self.depth, K, encode=True, sample=sample)
+        return auto_calls(True, self.auto_max_depth, self.langevin_steps or 0, encode=False, sample=sample)
 
     def hash(self) -> str:
         """Hash of everything that changes the pixels (not batch size, device choice or sample count)."""

@@ -83,7 +83,8 @@ def test_langevin_keeps_a_sample_of_the_marginal_on_it(gaussian, abar_T):
     lv = M.make_levels(abar_T, 100)
     depth = 30
     a = float(lv.abar[depth])
-    x = math.sqrt(a) * gaussian.mu + math.sqrt(gaussian.var(a)) * torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    noise = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    x = math.sqrt(a) * gaussian.mu + math.sqrt(gaussian.var(a)) * noise
     y, _ = M.correct(gaussian, x.double(), lv, M.Correction(depth, 40, 0.05), M.no_threshold, gens(*range(8)))
     assert float(y.std()) == pytest.approx(math.sqrt(gaussian.var(a)), rel=0.1)
 
@@ -168,3 +169,16 @@ def test_langevin_schedule_anneals_in_stages():
 
     sizes = langevin_schedule(M.Correction(depth=5, steps=10, epsilon=1.0, stages=4, factor=0.5))
     assert sizes == [1.0] * 3 + [0.5] * 3 + [0.25] * 2 + [0.125] * 2
+
+
+def test_methods_are_picked_by_name_and_state_their_cost_once():
+    from code_cli import cost
+    from code_cli.method import get_method
+
+    knobs = dict(depth=5, langevin_steps=7, epsilon=0.1, extra_corrections=((2, 0.05),))
+    code, params = get_method("code")
+    assert params.from_knobs(**knobs).nfe == cost.code_calls(5, [7, 7]) == 2 * 5 + 8 + 8
+    sd, params = get_method("sdedit")
+    assert params.from_knobs(**knobs).nfe == cost.sdedit_calls(5) == 5
+    with pytest.raises(ValueError, match="unknown method 'ddpm'; valid methods: code, sdedit"):
+        get_method("ddpm")

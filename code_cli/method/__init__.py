@@ -8,10 +8,20 @@ from code_cli.method.schedule import Levels, make_levels
 from code_cli.method.sdedit import SDEditParams, sdedit
 from code_cli.method.threshold import make_threshold, no_threshold
 
-METHODS = ("code", "sdedit")
+# name -> (the method, its parameters): what the pipeline picks a method by
+METHODS = {"code": (code_restore, CODEParams), "sdedit": (sdedit, SDEditParams)}
+
+
+def get_method(name: str):
+    """The method and its parameter class for a name; an unknown name lists the valid ones."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}") from None
+
 
 __all__ = [
     "AutoChoice", "auto_restore", "choose", "CODEParams", "Correction", "Levels", "METHODS", "MethodOutput",
-    "SDEditParams", "cbc_bound", "cbc_clip", "code_restore", "correct", "decode", "encode", "make_levels",
+    "SDEditParams", "cbc_bound", "get_method", "cbc_clip", "code_restore", "correct", "decode", "encode", "make_levels",
     "make_threshold", "no_threshold", "sdedit",
 ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from code_cli.cost import code_calls
 from code_cli.method.cbc import cbc_clip
 from code_cli.method.ddim import ddim_move, thresholded
 from code_cli.method.noise import randn_like_per_image
@@ -42,13 +43,24 @@ class CODEParams:
     cbc_everywhere: bool = False  # also clip during correction and decoding
     eta: float = 1.7
 
+    @classmethod
+    def from_knobs(
+        cls, *, depth: int, langevin_steps: int, epsilon: float, annealing_stages: int = 4,
+        annealing_factor: float = 0.8, extra_corrections: tuple[tuple[int, float], ...] = (), jitter: float = 0.01,
+        cbc: bool = True, cbc_everywhere: bool = False, eta: float = 1.7, **_: object,
+    ) -> CODEParams:
+        """From a flat set of knobs (a run's config): K steps at depth, then at each extra (depth, epsilon)."""
+        shared = dict(steps=langevin_steps, stages=annealing_stages, factor=annealing_factor)
+        corrections = [Correction(depth=d, epsilon=e, **shared) for d, e in [(depth, epsilon), *extra_corrections]]
+        return cls(corrections=tuple(corrections), jitter=jitter, cbc=cbc, cbc_everywhere=cbc_everywhere, eta=eta)
+
     @property
     def depth(self) -> int:
         return self.corrections[0].depth
 
     @property
     def nfe(self) -> int:
-        return 2 * self.depth + sum(c.steps + 1 for c in self.corrections)
+        return code_calls(self.depth, [c.steps for c in self.corrections])
 
 
 @dataclass(frozen=True)
@@ -148,4 +160,5 @@ def code_restore(
     # 4. decode to the clean estimate
     x, n = decode(model, x, levels, level, threshold, late_eta, progress)
     nfe += n
+    assert nfe == params.nfe, f"CODE spent {nfe} calls where its cost formula says {params.nfe}"
     return MethodOutput(x=x, nfe=nfe, info={"raw_langevin_step": raw_steps, "t_latent": int(levels.t[params.depth])})

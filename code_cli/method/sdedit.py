@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from code_cli.cost import sdedit_calls
 from code_cli.method.code import EpsModel, MethodOutput, Progress
 from code_cli.method.ddim import ancestral_move
 from code_cli.method.noise import randn_like_per_image
@@ -19,9 +20,14 @@ from code_cli.method.threshold import Threshold
 class SDEditParams:
     depth: int  # level index of t0 on the grid
 
+    @classmethod
+    def from_knobs(cls, *, depth: int, **_: object) -> SDEditParams:
+        """From a flat set of knobs (a run's config); SDEdit has one, the rest is CODE's."""
+        return cls(depth=depth)
+
     @property
     def nfe(self) -> int:
-        return self.depth
+        return sdedit_calls(self.depth)
 
 
 def sdedit(
@@ -38,4 +44,5 @@ def sdedit(
         x = ancestral_move(x, eps, float(levels.abar[k]), float(levels.abar[k - 1]), threshold, z)
         if progress:
             progress(1)
+    assert L == params.nfe  # one call per level, as code_cli.cost states
     return MethodOutput(x=x, nfe=L, info={"t_latent": int(levels.t[L])})

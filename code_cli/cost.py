@@ -1,0 +1,28 @@
+"""What each method costs in network calls per image, stated once.
+
+The methods count the calls they really spend and the pipeline asserts that the
+count matches these formulas; presets use them to show and check a preset's
+cost without importing the numerics (or torch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def code_calls(depth: int, langevin_steps: Sequence[int]) -> int:
+    """CODE: L calls to encode, K + 1 for each correction (K noisy steps and a last noise-free one), L to decode."""
+    return 2 * depth + sum(k + 1 for k in langevin_steps)
+
+
+def sdedit_calls(depth: int) -> int:
+    """SDEdit: one ancestral step per level from t0 down to the clean image."""
+    return depth
+
+
+def auto_calls(edit: bool, depth: int, langevin_steps: int, encode: bool, sample: bool) -> int:
+    """auto: nothing for an unedited image; else L to encode (none when the input's own noise is the latent),
+    K + 1 for a correction (none for K = 0), and L to decode or 1 for the one-step clean estimate."""
+    if not edit:
+        return 0
+    return (depth if encode else 0) + (langevin_steps + 1 if langevin_steps else 0) + (depth if sample else 1)
