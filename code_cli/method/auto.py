@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 import torch.nn.functional as F
 
+from code_cli.cost import auto_calls
 from code_cli.method.code import (
     CODEParams,
     Correction,
@@ -69,12 +70,7 @@ class AutoChoice:
     @property
     def nfe(self) -> int:
         """Network calls this choice spends on the image (the choice itself spends none)."""
-        if not self.edit:
-            return 0
-        encode = self.depth if self.entry == "encode" else 0
-        langevin = self.langevin_steps + 1 if self.langevin_steps else 0
-        finish = self.depth if self.finish == "sample" else 1
-        return encode + langevin + finish
+        return auto_calls(self.edit, self.depth, self.langevin_steps, self.entry == "encode", self.finish == "sample")
 
     def key(self) -> tuple:
         """Images whose keys are equal can run as one batch."""
