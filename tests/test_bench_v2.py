@@ -1,0 +1,122 @@
+"""Benchmark v2 end to end on two tiny photographs, and its library parts on known inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import write_image
+
+from code_cli.bench import __main__ as bench
+from code_cli.bench.corrupt import CORRUPTIONS, corrupt
+from code_cli.bench.metrics import immerkaer_sigma, psnr
+from code_cli.bench.photos import centre_crop, list_photos
+from code_cli.bench.realism import swd
+from code_cli.errors import InputError
+from code_cli.pipeline import image_seed
+
+
+@pytest.mark.slow  # bm3d and 8 restoring methods on 6 images: a minute or more on a busy 2-core CPU
+def test_quick_bench_writes_every_image_x_method_and_a_consistent_table(tiny_model, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    write_image(photos / "a.png", size=(80, 70), seed=1)
+    write_image(photos / "b.jpg", size=(70, 90), seed=2)
+    out, doc = tmp_path / "out", tmp_path / "docs" / "benchmark.md"
+    corruptions = ["gaussian_noise", "fog", "masked_pixels"]
+    # --quick with smaller images and fewer corruptions than its defaults keeps the test short on a busy CPU.
+    bench.main(["--photos", str(photos), "--quick", "--size", "32", "--corruptions", ",".join(corruptions),
+                "--model", str(tiny_model), "--device", "cpu", "--out", str(out), "--doc", str(doc)])
+    with (out / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    methods = ["input", "nl_means", "bm3d", "one_step", "code:default", "sdedit:default"]
+    assert {(r["photo"], r["corruption"], r["method"]) for r in rows} == {
+        (p, c, m) for p in ("a", "b") for c in corruptions for m in methods}
+    assert len(rows) == 2 * len(corruptions) * len(methods)
+    calls = {r["method"]: int(r["nfe"]) for r in rows}
+    assert calls == {"input": 0, "nl_means": 0, "bm3d": 0, "one_step": 1, "code:default": 33, "sdedit:default": 33}
+    # The input's PSNR, recomputed here from the clean crop and the seeded corruption, matches the CSV.
+    for r in (r for r in rows if r["method"] == "input"):
+        clean = centre_crop(photos / ("a.png" if r["photo"] == "a" else "b.jpg"), 32)
+        bad = corrupt(clean, r["corruption"], 3, seed=image_seed(0, f"{r['photo']}/{r['corruption']}") % 2**32)
+        assert float(r["psnr"]) == pytest.approx(psnr(bad / 255, clean / 255), abs=1e-3)
+        assert math.isinf(float(r["psnr_input"]))
+    for r in rows:
+        assert 0 < float(r["psnr"]) < 100 and -1 <= float(r["ssim"]) <= 1 and math.isfinite(float(r["brisque"]))
+    # The PSNR table: one row per corruption, the best of each row in bold, and the wins add up.
+    md = (out / "results.md").read_text()
+    table = md.split("## PSNR to the clean image")[1].split("\n## ")[0]
+    lines = [line for line in table.splitlines() if line.startswith("| ")]
+    assert lines[0].split("|")[2].strip() == "input" and len(lines) == 2 + len(corruptions) + 2
+    wins = 0
+    for c, line in zip(corruptions, lines[2:]):
+        cells = [x.strip() for x in line.split("|")[2:-1]]
+        assert line.startswith(f"| {c} |")
+        means = [np.mean([float(r["psnr"]) for r in rows if (r["corruption"], r["method"]) == (c, m)]) for m in methods]
+        bold = [i for i, x in enumerate(cells) if x.startswith("**")]
+        assert bold and all(round(means[i], 2) == round(max(means), 2) for i in bold)
+        assert [float(x.strip("*")) for x in cells] == pytest.approx(means, abs=0.006)
+        wins += len(bold)
+    assert sum(int(x) for x in lines[-1].split("|")[2:-1]) == wins
+    with (out / "swd.csv").open() as f:
+        swd_rows = list(csv.DictReader(f))
+    assert len(swd_rows) == len(methods) * (len(corruptions) + 1)
+    text = doc.read_text()
+    assert text.splitlines()[5].startswith("code-restore-bench --photos")
+    for name in ("realism-fidelity.png", "quality-calls.png", "grid-noise.jpg", "grid-weather.jpg", "grid-masks.jpg"):
+        assert (doc.parent / "bench" / name).stat().st_size > 1000 and f"(bench/{name})" in text
+    assert "loses to the corrupted input on" in text
+    assert "error:" not in capsys.readouterr().err and "**Failed**" not in text  # no method was dropped
+
+
+def test_missing_manifest_is_one_line_naming_make_data(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--photos", str(tmp_path / "data" / "photos" / "manifest.json"), "--out", str(tmp_path / "o")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "make data" in err
+
+
+def test_manifest_gives_only_the_heldout_split(tmp_path):
+    for n in ("x", "y", "z"):
+        write_image(tmp_path / "img" / f"{n}.png")
+    entries = [{"name": f"{n}.png", "file": f"img/{n}.png", "split": s, "source": "deb:test", "licence": "CC0"}
+               for n, s in (("x", "heldout"), ("y", "train"), ("z", "heldout"))]
+    (tmp_path / "manifest.json").write_text(json.dumps({"version": 1, "photos": entries}))
+    assert [p.name for p in list_photos(tmp_path / "manifest.json")] == ["x", "z"]
+    entries[2]["file"] = "img/missing.png"
+    (tmp_path / "manifest.json").write_text(json.dumps({"version": 1, "photos": entries}))
+    with pytest.raises(InputError, match="missing"):
+        list_photos(tmp_path / "manifest.json")
+
+
+def test_masks_are_seeded_and_cover_their_fraction():
+    clean = np.full((200, 300, 3), 128, np.uint8)
+    a, b = corrupt(clean, "masked_pixels", 3, seed=5), corrupt(clean, "masked_pixels", 3, seed=5)
+    assert np.array_equal(a, b) and not np.array_equal(a, corrupt(clean, "masked_pixels", 3, seed=6))
+    assert (a != 128).any(-1).mean() == pytest.approx(0.2, abs=0.02)  # severity 3: 20 % of pixels
+    lines = corrupt(clean, "vertical_lines", 3, seed=0)
+    hit = (lines != 128).any(-1)
+    assert (hit.all(0) | ~hit.any(0)).all()  # whole columns or nothing
+    assert hit.all(0).mean() == pytest.approx(0.2, abs=0.08)
+    assert len(CORRUPTIONS) == 21 and len(set(CORRUPTIONS)) == 21
+
+
+def test_immerkaer_finds_the_noise_std_of_a_smooth_image():
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:128, 0:128] / 128
+    smooth = np.stack([xx, yy, 0.5 + 0 * xx], -1) * 0.6 + 0.2
+    assert immerkaer_sigma(smooth) < 0.002
+    assert immerkaer_sigma(smooth + 0.1 * rng.standard_normal(smooth.shape)) == pytest.approx(0.1, rel=0.05)
+
+
+def test_patch_swd_is_small_for_the_same_set_and_grows_with_noise():
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:64, 0:64] / 64
+    clean = [np.clip(np.stack([xx * k, yy, np.sin(6 * xx * k) / 2 + 0.5], -1), 0, 1) for k in (0.5, 1.0, 1.5)]
+    noisy = [np.clip(c + 0.1 * rng.standard_normal(c.shape), 0, 1) for c in clean]
+    noisier = [np.clip(c + 0.2 * rng.standard_normal(c.shape), 0, 1) for c in clean]
+    same, d1, d2 = swd(clean, clean), swd(noisy, clean), swd(noisier, clean)
+    assert same < d1 < d2 and d1 > 5 * same, (same, d1, d2)
