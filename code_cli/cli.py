@@ -297,9 +297,11 @@ class TerminalEvents(Events):
         self.bar, self.quiet, self.prefix = bar, quiet, prefix
         self.images = self.calls_task = None
 
-    def started(self, todo: list[Job], calls_per_image: int) -> None:
+    def started(self, todo: list[Job], calls_per_image: int, at_most: bool) -> None:
         self.images = self.bar.add_task("images", total=len(todo))
-        self.calls_task = self.bar.add_task("network calls", total=len(todo) * calls_per_image)
+        # auto mode chooses each image's calls as it loads it: the total is a bound, so is its ETA
+        label = "network calls (at most)" if at_most else "network calls"
+        self.calls_task = self.bar.add_task(label, total=len(todo) * calls_per_image)
 
     def batch(self, jobs: list[Job]) -> None:
         more = f" (+{len(jobs) - 1})" if len(jobs) > 1 else ""
@@ -311,7 +313,8 @@ class TerminalEvents(Events):
     def done(self, job: Job, seconds: float, nfe: int) -> None:
         self.bar.advance(self.images, 1)
         if not self.quiet:
-            err.print(f"{self.prefix}ok {job.item.path} -> {job.dest} ({nfe} calls, {seconds:.1f} s)")
+            cost = f"{nfe} calls, {seconds:.1f} s" if nfe else "left unedited"
+            err.print(f"{self.prefix}ok {job.item.path} -> {job.dest} ({cost})")
 
     def skipped(self, job: Job) -> None:
         if not self.quiet:
@@ -324,6 +327,11 @@ class TerminalEvents(Events):
 
     def warning(self, message: str) -> None:
         err.print(f"{self.prefix}warning: {message}")
+
+    def ended(self, interrupted: bool) -> None:
+        if self.calls_task is not None and not interrupted:  # auto's bound was not all spent: show what was
+            task = next(t for t in self.bar.tasks if t.id == self.calls_task)
+            self.bar.update(self.calls_task, total=task.completed)
 
 
 def _summary(s: Summary) -> None:

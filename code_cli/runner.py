@@ -73,7 +73,7 @@ class Summary:
 class Events:
     """What a run reports; the default ignores everything. Override what you show."""
 
-    def started(self, todo: list[Job], calls_per_image: int) -> None: ...
+    def started(self, todo: list[Job], calls_per_image: int, at_most: bool) -> None: ...  # at_most: auto mode
 
     def batch(self, jobs: list[Job]) -> None: ...
 
@@ -86,6 +86,8 @@ class Events:
     def failed(self, message: str) -> None: ...
 
     def warning(self, message: str) -> None: ...
+
+    def ended(self, interrupted: bool) -> None: ...
 
 
 class Run:
@@ -174,7 +176,7 @@ class Run:
         for item, msg in plan.clashes:
             self._fail(summary, item, None, msg)
         todo = self._triage(plan.jobs, summary)
-        self.events.started(todo, self.cfg.nfe)
+        self.events.started(todo, self.cfg.nfe, at_most=self.cfg.mode == "auto" and self.cfg.method == "code")
         self._attempted = 0
         try:
             for batch, loaded in self._batches(todo, summary):
@@ -189,6 +191,7 @@ class Run:
                         self._write(summary, job, im, r)
         except (Stopped, KeyboardInterrupt):
             summary.interrupted = True
+        self.events.ended(summary.interrupted)
         summary.left = len(todo) - self._attempted
         return summary
 
