@@ -22,6 +22,13 @@ def test_round_trip_through_yaml():
     assert config_from_yaml_text(cfg.to_yaml()) == cfg
 
 
+def test_auto_keys_round_trip_through_yaml_as_auto():
+    cfg, _ = build_config("auto", {"epsilon": 0.3})
+    text = cfg.to_yaml()
+    assert "depth: auto" in text and "langevin_steps: auto" in text and "epsilon: 0.3" in text
+    assert config_from_yaml_text(text) == cfg
+
+
 def test_config_is_frozen():
     with pytest.raises(AttributeError):
         RestoreConfig().steps = 3  # type: ignore[misc]
