@@ -57,8 +57,8 @@ def test_chosen_timestep_tracks_the_noise_level(abar_T):
     ratio = ((1 - lv.abar) / lv.abar).sqrt()
     for s, c in zip(sigmas, choices):
         # the shallowest level whose noise-to-signal covers KAPPA x the estimate (within the estimate's 5%)
-        assert float(ratio[c.depth]) >= KAPPA * 2 * c.sigma_hat
-        assert float(ratio[c.depth - 1]) < KAPPA * 2 * c.sigma_hat
+        assert float(ratio[c.depth]) >= KAPPA["sample"] * 2 * c.sigma_hat
+        assert float(ratio[c.depth - 1]) < KAPPA["sample"] * 2 * c.sigma_hat
         assert c.sigma_hat == pytest.approx(s, rel=0.05)
 
 
@@ -68,6 +68,13 @@ def test_level_for_noise_on_a_known_schedule(abar_T):
     k = level_for_noise(lv, 0.2, kappa=1.0)
     target = int(torch.argmin((abar_T.double() - 1 / 1.04).abs()))
     assert abs(int(lv.t[k]) - target) <= 1
+
+
+def test_the_mean_finish_enters_shallower(abar_T):
+    lv = M.make_levels(abar_T, 100)
+    x = noisy(0.15, n=1, size=64)
+    sample, mean = M.choose(x, lv)[0], M.choose(x, lv, finish="mean")[0]
+    assert mean.depth < sample.depth and mean.nfe == 1 and sample.nfe == sample.depth
 
 
 def test_below_the_floor_nothing_is_edited(abar_T):

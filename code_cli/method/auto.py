@@ -36,9 +36,9 @@ from code_cli.method.threshold import Threshold
 
 # Below this noise std (on a [0, 1] scale) an edit measured worse than the input (issue 11).
 NOISE_FLOOR = 0.03
-# The level's noise-to-signal ratio must reach KAPPA x the estimate (on [-1, 1]): measured best of
-# 0.8, 1.0, 1.2 with the ODE decode (docs/auto.md).
-KAPPA = 1.2
+# The level's noise-to-signal ratio must reach KAPPA x the estimate (on [-1, 1]), per finish: measured
+# best of 0.8, 1.0, 1.2 with the ODE decode, and of 1.0, 1.2 with the one-step mean (docs/auto.md).
+KAPPA = {"sample": 1.2, "mean": 1.0}
 # Langevin steps and first relative step on a noise entry; see docs/auto.md for the measurement.
 LANGEVIN_STEPS = 0
 EPSILON = 0.1
@@ -93,7 +93,7 @@ def noise_std(x: torch.Tensor) -> torch.Tensor:
     return (math.sqrt(math.pi / 2) / 6 * r.abs().reshape(B, C, -1).mean(-1)).mean(1)
 
 
-def level_for_noise(levels: Levels, sigma: float, kappa: float = KAPPA) -> int:
+def level_for_noise(levels: Levels, sigma: float, kappa: float = 1.0) -> int:
     """The shallowest level k >= 1 with sigma_k / sqrt(abar_k) >= kappa sigma (both on [-1, 1])."""
     ratio = ((1 - levels.abar) / levels.abar).sqrt()
     k = int(torch.searchsorted(ratio, torch.tensor(kappa * sigma, dtype=ratio.dtype)))
@@ -103,12 +103,13 @@ def level_for_noise(levels: Levels, sigma: float, kappa: float = KAPPA) -> int:
 def choose(
     x: torch.Tensor, levels: Levels, *, depth: int | None = None, epsilon: float | None = None,
     langevin_steps: int | None = None, max_depth: int | None = None, finish: str = "sample",
-    floor: float = NOISE_FLOOR, kappa: float = KAPPA,
+    floor: float = NOISE_FLOOR, kappa: float | None = None,
 ) -> list[AutoChoice]:
     """One choice per image of x in [-1, 1]. A given depth, epsilon or langevin_steps is kept as
     given (the user's flag wins); a given depth also forces an edit, reached by ODE inversion."""
     sig = noise_std(x) / 2  # [-1, 1] -> [0, 1]
     cap = levels.steps if max_depth is None else min(max_depth, levels.steps)
+    kappa = KAPPA[finish] if kappa is None else kappa
     return [_one(float(s), levels, depth, epsilon, langevin_steps, cap, finish, floor, kappa) for s in sig]
 
 
