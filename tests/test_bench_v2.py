@@ -120,3 +120,18 @@ def test_patch_swd_is_small_for_the_same_set_and_grows_with_noise():
     noisier = [np.clip(c + 0.2 * rng.standard_normal(c.shape), 0, 1) for c in clean]
     same, d1, d2 = swd(clean, clean), swd(noisy, clean), swd(noisier, clean)
     assert same < d1 < d2 and d1 > 5 * same, (same, d1, d2)
+
+
+def test_classical_baselines_give_the_same_images_in_a_process_pool():
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(3)
+    items = []
+    for k in range(3):
+        clean = np.clip(np.linspace(0, 1, 24 * 24 * 3).reshape(24, 24, 3) * (k + 1) / 3, 0, 1)
+        noisy = np.clip(clean + 0.1 * rng.standard_normal(clean.shape), 0, 1)
+        items.append(bench.Item(f"p{k}", "gaussian_noise", clean, noisy, immerkaer_sigma(noisy)))
+    one, two = (bench.restore(bench.Method("nl_means"), items, {}, SimpleNamespace(workers=w, batch=8)) for w in (1, 2))
+    for (a, calls_a, _), (b, calls_b, _), it in zip(one, two, items):
+        assert np.array_equal(a, b) and calls_a == calls_b == 0
+        assert psnr(a, it.clean) > psnr(it.corrupted, it.clean) + 3  # it denoised, in both

@@ -5,6 +5,8 @@ the corruption; on a corruption that is not noise the estimate is small and they
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
@@ -28,6 +30,14 @@ def bm3d(image: np.ndarray, sigma: float | None = None) -> np.ndarray:
     if s <= 0:
         return np.asarray(image, np.float64)
     return np.clip(np.asarray(_bm3d.bm3d(image, sigma_psd=s), np.float64), 0, 1)
+
+
+def timed(name: str, image: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:
+    """Run the classical baseline `name` (nl_means, bm3d); return its output and its seconds.
+    Module-level so a process pool can run it on many images at once."""
+    start = time.perf_counter()
+    out = {"nl_means": nl_means, "bm3d": bm3d}[name](image, sigma)
+    return out, time.perf_counter() - start
 
 
 def t_for_pixel_noise(abar: torch.Tensor, sigma01: torch.Tensor) -> torch.Tensor:
