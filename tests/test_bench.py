@@ -20,7 +20,8 @@ def test_speed_bench_prints_one_row_per_dtype_and_batch(tiny_model, capsys):
         assert min(s_image, s_call, bare_ms, peak) > 0
         assert s_call == pytest.approx(s_image * int(r[1]) / 25, rel=0.01, abs=1e-4)  # 25 calls per image
         assert ms_call_image == pytest.approx(s_call * 1e3 / int(r[1]), rel=0.01, abs=0.01)
-        assert overhead == pytest.approx(s_call * 1e3 / bare_ms, rel=0.01, abs=0.002)
+        # from the printed (rounded) columns: ms/call/image has 2 decimals, ms/call of the bare network too
+        assert overhead == pytest.approx(ms_call_image * int(r[1]) / bare_ms, rel=0.05)
     assert [r[10].strip() for r in rows[:2]] == ["-", "-"]
     bf16 = [float(r[10]) for r in rows[2:]]  # PSNR of bfloat16 against float32: close, not identical
     assert all(30 < p < 200 for p in bf16), bf16
