@@ -169,6 +169,9 @@ def validate(cfg: RestoreConfig, where: str = "config", origins: dict[str, str] 
         need(cfg.mode == "auto" or getattr(cfg, key) is not None, key, "can be 'auto' only with mode: auto")
     need(cfg.mode == "auto" or cfg.finish == "sample", "finish", "can be 'mean' only with mode: auto")
     need(cfg.mode == "fixed" or not cfg.extra_corrections, "mode", "auto cannot take extra_corrections")
+    if cfg.method == "sdedit" and cfg.depth is None and origins.get("method") == "--method":
+        # the user asked for SDEdit over a preset that leaves the depth to auto: say what to add
+        raise ConfigError("--method sdedit: needs --depth (the preset leaves the depth to auto mode)")
     need(cfg.method == "code" or cfg.depth is not None, "depth", "must be given for method sdedit")
     need(cfg.depth is None or 1 <= cfg.depth <= cfg.steps, "depth", f"must be in [1, steps={cfg.steps}]")
     need(cfg.langevin_steps is None or cfg.langevin_steps >= 0, "langevin_steps", "must be >= 0")

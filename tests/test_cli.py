@@ -247,3 +247,11 @@ def test_version_and_list_presets():
 def test_missing_input_is_a_usage_error(tmp_path):
     r = restore(tmp_path / "nope", tmp_path / "out")
     assert r.exit_code == 2 and "no such file, folder or matching glob" in r.output
+
+
+def test_sdedit_over_auto_asks_for_a_depth(inputs, tmp_path, tiny_model):
+    r = restore(inputs / "a.png", tmp_path / "out", "--model", tiny_model, "--method", "sdedit")
+    assert r.exit_code == 2
+    assert "error: --method sdedit: needs --depth (the preset leaves the depth to auto mode)" in r.output
+    r = restore(inputs / "a.png", tmp_path / "out", "--model", tiny_model, "--method", "sdedit", "--depth", "3")
+    assert r.exit_code == 0, r.output
