@@ -37,6 +37,17 @@ class ImageRecord:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+def _append(path: Path, text: str) -> None:
+    """One write() in append mode, then fsync: lines from concurrent writers never interleave, and a
+    record is on disk before the caller goes on. The mode is the umask's, as for any new file."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, text.encode("utf-8", "surrogateescape"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def rank_log_name(rank: int) -> str:
     """Each process of a multi-process run appends to its own log; rank 0 merges them at the end."""
     return f"run.rank{rank}.jsonl"
@@ -53,12 +64,7 @@ class RunLog:
         rec.run_id = self.run_id
         line = json.dumps(asdict(rec), ensure_ascii=False, sort_keys=False) + "\n"
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # the umask decides, as for any file
-            try:
-                os.write(fd, line.encode("utf-8", "surrogateescape"))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _append(self.path, line)
         except OSError as e:
             raise OutputError(f"{self.path}: cannot write the run log ({e.strerror or e.__class__.__name__})") from None
         self.counts[rec.status] += 1
@@ -106,12 +112,7 @@ def merge_rank_logs(out_dir: Path) -> int:
     text = "".join(p.read_text(encoding="utf-8", errors="surrogateescape") for p in ranks)
     text = "".join(line + "\n" for line in text.splitlines() if line.strip())
     if text:
-        fd = os.open(out_dir / LOG_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-        try:
-            os.write(fd, text.encode("utf-8", "surrogateescape"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _append(out_dir / LOG_NAME, text)
     for p in ranks:
         p.unlink()
     return text.count("\n")

@@ -33,18 +33,14 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 def immerkaer_sigma(image: np.ndarray) -> float:
     """Blind noise std of an HWC image in [0, 1] (Immerkaer 1996), averaged over channels.
 
-    The kernel is the difference of two Laplacians, so it cancels smooth image content up to
-    second order and leaves mostly noise; sqrt(pi/2) * mean|.| / 6 converts to a Gaussian std."""
-    from scipy.signal import convolve2d
+    The same estimate auto mode chooses by (code_cli.method.auto.noise_std), on a numpy image."""
+    import torch
 
-    m = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64)
+    from code_cli.method.auto import noise_std
+
     img = np.asarray(image, np.float64)
     img = img[..., None] if img.ndim == 2 else img
-    h, w = img.shape[:2]
-    if h < 3 or w < 3:
-        return 0.0
-    s = [np.abs(convolve2d(img[..., c], m, mode="valid")).sum() for c in range(img.shape[-1])]
-    return float(np.mean(s) * math.sqrt(math.pi / 2) / (6 * (w - 2) * (h - 2)))
+    return float(noise_std(torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None])[0])
 
 
 class Brisque:
