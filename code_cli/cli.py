@@ -112,7 +112,9 @@ def main(
         Optional[int], typer.Option(help="run the network on N x N tiles (0 = automatic for large photos)")
     ] = None,
     dtype: Annotated[
-        Optional[str], typer.Option(help="float32 | bfloat16 | float16 (half precision: faster on GPUs)")
+        Optional[str], typer.Option(
+            help="auto | float32 | bfloat16 | float16 (auto: bfloat16 on CPUs with bfloat16 instructions, else float32)"
+        )
     ] = None,
     threads: Annotated[
         int, typer.Option("--threads", help="CPU threads for the network (0 = the CPUs this process may use)")

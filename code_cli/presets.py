@@ -56,7 +56,7 @@ class RestoreConfig:
     samples: int = 1
     batch_size: int = 1
     device: str = "auto"  # auto | cpu | cuda | mps
-    dtype: str = "float32"  # float32 | float16 | bfloat16
+    dtype: str = "auto"  # auto | float32 | float16 | bfloat16; auto: see pipeline.resolve_dtype
     size_policy: str = "auto"  # auto | native | resize
     tile: int = 0  # 0 = automatic (tiles only above the memory budget); N = tiles of N x N pixels
 
@@ -99,7 +99,7 @@ _FIELDS = {f.name: f for f in fields(RestoreConfig)}
 _CHOICES = {
     "method": ("code", "sdedit"),
     "device": ("auto", "cpu", "cuda", "mps"),
-    "dtype": ("float32", "float16", "bfloat16"),
+    "dtype": ("auto", "float32", "float16", "bfloat16"),
     "size_policy": ("auto", "native", "resize"),
     "mode": ("fixed", "auto"),
     "finish": ("sample", "mean"),
