@@ -17,6 +17,15 @@ on the CPU).
 random weights: the time does not depend on the weights, so no download), and
 reports its FLOPs per call (counted with torch.utils.flop_counter) and the ratio
 of the measured time to the compute floor at --peak-tflops.
+    python -m code_cli.bench.speed --examples examples/corrupted --clean examples/clean --preset auto \
+        --dtype float32 bfloat16
+
+`--examples DIR` restores each photograph of DIR at its own size, once per dtype
+(dtypes interleaved per photo, so a load change hits both), and prints the
+seconds and the PSNR against the clean photograph of the same name in --clean
+(`chelsea-gaussian_noise-3.png` -> `chelsea.png`): what a dtype costs and
+changes on real inputs, not only on a synthetic batch.
+
 Prints a Markdown table; figures are from one run: compare ratios, not seconds
 across machines.
 """
@@ -34,7 +43,7 @@ import torch
 from PIL import Image
 
 from code_cli.bench.metrics import psnr, to_unit
-from code_cli.pipeline import DTYPES, CODEPipeline, RestoreResult, resolve_device
+from code_cli.pipeline import DTYPES, CODEPipeline, RestoreResult, image_seed, resolve_device
 from code_cli.presets import build_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "corrupted" / "chelsea-gaussian_noise-3.png"
@@ -100,6 +109,19 @@ def flops_per_call(unet: torch.nn.Module, x: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
+class ChannelsLast(torch.nn.Module):
+    """The network with its weights and inputs in channels_last (NHWC) memory format, which
+    oneDNN and cuDNN convolutions may run faster; the numbers are the same up to rounding."""
+
+    def __init__(self, unet: torch.nn.Module):
+        super().__init__()
+        self.unet = unet.to(memory_format=torch.channels_last)
+        self.config = unet.config
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor):
+        return self.unet(x.contiguous(memory_format=torch.channels_last), t)
+
+
 def bare_seconds_per_call(pipe: CODEPipeline, x: torch.Tensor, dtype: str, device: torch.device, calls: int) -> float:
     """The network alone, as the pipeline calls it (same batch, dtype, device), after one warm-up call."""
     x = x.to(device=device, dtype=DTYPES[dtype])
@@ -116,6 +138,65 @@ def bare_seconds_per_call(pipe: CODEPipeline, x: torch.Tensor, dtype: str, devic
     return (time.perf_counter() - start) / calls
 
 
+def load_unit(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), np.float64) / 255
+
+
+def clean_for(path: Path, clean_dir: Path) -> Path:
+    """The clean photograph an example was made from: the name up to its first '-'."""
+    stem = path.stem.split("-")[0]
+    hits = [q for q in sorted(clean_dir.iterdir()) if q.stem == stem]
+    if not hits:
+        raise SystemExit(f"{path}: no clean photograph named {stem}.* in {clean_dir}")
+    return hits[0]
+
+
+def examples_table(pipe: CODEPipeline, cfg, device: torch.device, examples: Path, clean_dir: Path,
+                   dtypes: list[str]) -> None:
+    """Per photo and dtype: calls, seconds and PSNR against the clean photo; then the totals, the
+    speed-up of each dtype over the first and the largest PSNR change from the first."""
+    paths = sorted(q for q in examples.iterdir() if q.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".webp"})
+    if not paths:
+        raise SystemExit(f"{examples}: no images")
+    warm = torch.from_numpy(load_unit(paths[0])[:64, :64] * 2 - 1).permute(2, 0, 1)[None].float()
+    for dtype in dtypes:  # untimed: first-call costs (allocator, oneDNN kernels) out of the table
+        timed(pipe, warm, replace(cfg, dtype=dtype, mode="fixed", depth=2, langevin_steps=1, epsilon=0.1), device)
+    head = " | ".join(f"s {d} | PSNR {d}" for d in dtypes)
+    print(f"| photo | calls | input PSNR | {head} |")
+    print("| --- " * (3 + 2 * len(dtypes)) + "|")
+    total = dict.fromkeys(dtypes, 0.0)
+    worst = dict.fromkeys(dtypes, 0.0)
+    for path in paths:
+        clean = load_unit(clean_for(path, clean_dir))
+        y = load_unit(path)
+        x = torch.from_numpy(y * 2 - 1).permute(2, 0, 1)[None].float()
+        row, first = [], None
+        for dtype in dtypes:
+            results, seconds = timed_seeded(pipe, x, replace(cfg, dtype=dtype), device, path.name)
+            out = np.round(to_unit(results[0].image) * 255) / 255  # as the CLI writes it: 8 bits
+            p = psnr(out, clean)
+            first = p if first is None else first
+            worst[dtype] = max(worst[dtype], abs(p - first))
+            total[dtype] += seconds
+            row.append(f"{seconds:.2f} | {p:.2f}")
+        print(f"| {path.name} | {results[0].nfe} | {psnr(y, clean):.2f} | " + " | ".join(row) + " |", flush=True)
+    base = dtypes[0]
+    for dtype in dtypes:
+        speed_up = total[base] / total[dtype] if total[dtype] else float("nan")
+        print(f"\n{dtype}: {total[dtype]:.1f} s in all, {speed_up:.2f}x the speed of {base}; "
+              f"largest PSNR change from {base} {worst[dtype]:.3f} dB", end="")
+    print()
+
+
+def timed_seeded(pipe: CODEPipeline, x: torch.Tensor, cfg, device: torch.device, name: str):
+    """One photo with the seed the CLI would give it (run seed 0, its file name)."""
+    start = time.perf_counter()
+    results = pipe(x, seeds=[image_seed(cfg.seed, name)], config=cfg)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return results, time.perf_counter() - start
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="model spec (default: the preset's)")
@@ -125,12 +206,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--dtype", nargs="+", default=["float32"], choices=list(DTYPES))
     ap.add_argument("--compile", action="store_true", help="also time torch.compile(unet) at the largest batch")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="also time each dtype and batch with the network in channels_last memory format")
     ap.add_argument("--reference-cpu", action="store_true", help="compare float32 on --device with the CPU")
     ap.add_argument("--arch", choices=["model", "google-256"], default="model",
                     help="time the preset's model, or the google 256 px architecture with random weights")
     ap.add_argument("--peak-tflops", type=float, default=0.0,
                     help="the device's peak rate for the compute-floor ratio (e.g. 790 for H200 bfloat16)")
     ap.add_argument("--bare-calls", type=int, default=10, help="calls timed for the bare network")
+    ap.add_argument("--examples", type=Path, help="restore each photo of DIR per dtype instead (see above)")
+    ap.add_argument("--clean", type=Path, default=EXAMPLE.parents[1] / "clean", help="clean photos for --examples")
     a = ap.parse_args(argv)
 
     device = resolve_device(a.device)
@@ -141,36 +226,50 @@ def main(argv: list[str] | None = None) -> None:
         pipe = CODEPipeline.from_pretrained(cfg.model)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     model = "google-256 architecture (random weights)" if a.arch == "google-256" else cfg.model
+    where = f"photos of {a.examples} at their own size" if a.examples else f"{a.size} x {a.size} px"
     print(f"device {name}, torch {torch.__version__}, threads {torch.get_num_threads()}, model {model}, "
-          f"preset {a.preset} ({cfg.nfe} calls), {a.size} x {a.size} px")
+          f"preset {a.preset} ({'at most ' if cfg.mode == 'auto' else ''}{cfg.nfe} calls), {where}")
+    if a.examples:
+        print()
+        examples_table(pipe, cfg, device, a.examples, a.clean, a.dtype)
+        return
     flops = flops_per_call(pipe.unet, example_batch(a.size, 1))
     floor = f", compute floor {flops / (a.peak_tflops * 1e12) * 1e3:.2f} ms at {a.peak_tflops:g} TFLOP/s" \
         if a.peak_tflops else ""
     print(f"{flops / 1e9:.1f} GFLOP per call and image{floor}\n")
-    print("| dtype | batch | compiled | s / image | s / call | ms / call / image | bare network ms / call "
+    print("| dtype | batch | variant | s / image | s / call | ms / call / image | bare network ms / call "
           "| overhead (pipeline / bare) | x compute floor | peak MB | PSNR vs float32 (dB) |")
     print("| --- " * 11 + "|")
     reference: dict[int, list] = {}
-    runs = [(d, b, False) for d in a.dtype for b in a.batch]
+    runs = [(d, b, "eager") for d in a.dtype for b in a.batch]
+    if a.channels_last:
+        runs += [(d, b, "channels_last") for d in a.dtype for b in a.batch]
     if a.compile:
-        runs.append((a.dtype[0], max(a.batch), True))
-    for dtype, batch, compiled in runs:
+        runs.append((a.dtype[0], max(a.batch), "compile"))
+    eager = pipe.unet
+    for dtype, batch, variant in runs:
         run_cfg = replace(cfg, dtype=dtype)
         x = example_batch(a.size, batch)
-        if compiled:
-            pipe.unet = torch.compile(pipe.unet)  # the pipeline moves it to the device and dtype
+        # The pipeline moves whichever module it is given to the device and dtype.
+        if variant == "channels_last":
+            pipe.unet = ChannelsLast(eager)
+        else:
+            eager.to(memory_format=torch.contiguous_format)  # ChannelsLast converted it in place
+            pipe.unet = torch.compile(eager) if variant == "compile" else eager
         timed(pipe, x, run_cfg, device)  # warm-up: kernels, allocator, compilation
         results, seconds = timed(pipe, x, run_cfg, device)
         per_call = seconds / results[0].nfe
         bare = bare_seconds_per_call(pipe, x, dtype, device, a.bare_calls)
         floor_x = f"{per_call / batch / (flops / (a.peak_tflops * 1e12)):.1f}" if a.peak_tflops else "-"
-        if dtype == "float32" and not compiled:
+        if dtype == "float32" and variant == "eager":
             reference.setdefault(batch, results)
         ref = reference.get(batch)
-        close = f"{worst_psnr(results, ref):.1f}" if ref is not None and (dtype != "float32" or compiled) else "-"
-        print(f"| {dtype} | {batch} | {'yes' if compiled else 'no'} | {seconds / batch:.3f} | {per_call:.4f} | "
+        is_ref = (dtype, variant) == ("float32", "eager")
+        close = f"{worst_psnr(results, ref):.1f}" if ref is not None and not is_ref else "-"
+        print(f"| {dtype} | {batch} | {variant} | {seconds / batch:.3f} | {per_call:.4f} | "
               f"{per_call / batch * 1e3:.2f} | {bare * 1e3:.2f} | {per_call / bare:.3f} | {floor_x} | "
               f"{peak_memory_mb(device):.0f} | {close} |", flush=True)
+    pipe.unet = eager.to(memory_format=torch.contiguous_format)
     if a.reference_cpu and device.type != "cpu" and reference:
         batch = min(reference)
         cpu_results = pipe(example_batch(a.size, batch), seeds=list(range(batch)), config=replace(cfg, device="cpu"))
