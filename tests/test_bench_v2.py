@@ -135,3 +135,34 @@ def test_classical_baselines_give_the_same_images_in_a_process_pool():
     for (a, calls_a, _), (b, calls_b, _), it in zip(one, two, items):
         assert np.array_equal(a, b) and calls_a == calls_b == 0
         assert psnr(a, it.clean) > psnr(it.corrupted, it.clean) + 3  # it denoised, in both
+
+
+def test_sdedit_at_reaches_the_same_timestep_with_the_same_calls():
+    from code_cli.presets import build_config
+
+    cfg, _ = build_config("default", {})
+    for depth, nfe, calls in ((6, 33, 33), (12, 12, 12), (3, 40, 30)):
+        twin = bench.sdedit_at(cfg, depth, nfe)
+        # t = 30 has 30 timesteps below it: one call per timestep is all SDEdit can spend there
+        assert twin.method == "sdedit" and twin.mode == "fixed" and twin.nfe == twin.depth == calls
+        # the same latent timestep, to within one step of the twin's grid
+        assert abs(twin.depth / twin.steps - depth / cfg.steps) <= 1 / twin.steps
+
+
+def test_auto_twin_matches_autos_timestep_and_calls_per_image(tiny_model):
+    from types import SimpleNamespace
+
+    methods = bench.parse_methods("auto", {"model": str(tiny_model), "device": "cpu", "dtype": "float32"})
+    assert [m.key for m in methods] == ["code:auto", "sdedit:auto"] and methods[1].per_image_twin
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:32, 0:32] / 31
+    smooth = np.stack([yy, xx, 0.5 * (yy + xx)], -1) * 0.6 + 0.2
+    noisy = np.clip(smooth + rng.normal(0, 0.15, smooth.shape), 0, 1)
+    items = [bench.Item("p", c, smooth, img, 0.0) for c, img in (("noise", noisy), ("none", smooth))]
+    a = SimpleNamespace(batch=8, model=None, device="cpu", dtype="float32", workers=1)
+    pipes = {str(tiny_model): bench.CODEPipeline.from_pretrained(str(tiny_model))}
+    code, twin = (bench.restore(m, items, pipes, a) for m in methods)
+    assert code[0][1] > 0 and twin[0][1] == code[0][1]  # the noisy image: edited, the same calls
+    assert not np.array_equal(twin[0][0], code[0][0])  # fresh noise vs the input's own: not the same method
+    assert code[1][1] == twin[1][1] == 0  # the clean image: left alone by both, exactly
+    assert np.array_equal(twin[1][0], smooth)

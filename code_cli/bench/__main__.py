@@ -50,14 +50,19 @@ BRISQUE_MIN_SIZE = 32  # below this its 7x7 statistics at half size are a handfu
 
 
 def sdedit_twin(cfg: RestoreConfig, T: int = 1000) -> RestoreConfig:
-    """SDEdit from CODE's latent timestep with CODE's network-call budget.
+    """SDEdit from CODE's latent timestep with CODE's network-call budget."""
+    return sdedit_at(cfg, cfg.depth, cfg.nfe, T)
+
+
+def sdedit_at(cfg: RestoreConfig, depth: int, nfe: int, T: int = 1000) -> RestoreConfig:
+    """SDEdit from level `depth` of cfg's grid, spending `nfe` network calls.
 
     SDEdit spends one call per grid level, so a grid of N' = nfe * steps / depth
     levels reaches the same timestep in exactly nfe calls (capped at T levels)."""
-    steps = min(T, round(cfg.nfe * cfg.steps / cfg.depth))
-    t_latent = round(cfg.depth * T / cfg.steps)
-    depth = max(1, min(steps, round(t_latent * steps / T)))
-    return replace(cfg, method="sdedit", steps=steps, depth=depth)
+    steps = min(T, max(1, round(nfe * cfg.steps / depth)))
+    t_latent = round(depth * T / cfg.steps)
+    twin_depth = max(1, min(steps, round(t_latent * steps / T)))
+    return replace(cfg, method="sdedit", mode="fixed", steps=steps, depth=twin_depth)
 
 
 def run_config(pipe: CODEPipeline, cfg: RestoreConfig, items: list[imageio.InputItem], root: Path) -> list[dict]:
@@ -77,6 +82,9 @@ def run_config(pipe: CODEPipeline, cfg: RestoreConfig, items: list[imageio.Input
 class Method:
     key: str  # as in the CSV: input, nl_means, bm3d, one_step, code:NAME, sdedit:NAME
     config: RestoreConfig | None = None
+    # SDEdit twin of a preset that chooses per image (auto): each image gets SDEdit at the timestep
+    # and with the calls of auto's choice for it; an image auto leaves alone is left alone.
+    per_image_twin: bool = False
 
 
 @dataclass
@@ -103,13 +111,14 @@ def parse_methods(spec: str, overrides: dict) -> list[Method]:
         if kind in ("", "code"):
             out.append(Method(f"code:{name}", cfg))
         if kind in ("", "sdedit"):
-            if cfg.method != "code" or not isinstance(cfg.depth, int):
-                # A preset that chooses its schedule per image (`auto`) has no single timestep to match.
+            if cfg.method != "code":
                 if kind == "sdedit":
-                    raise ConfigError(f"--methods: {tok}: preset {name!r} has no fixed timestep for SDEdit to match")
-                print(f"note: no SDEdit twin for preset {name!r}: it chooses its timestep per image")
+                    raise ConfigError(f"--methods: {tok}: preset {name!r} is already SDEdit")
                 continue
-            out.append(Method(f"sdedit:{name}", sdedit_twin(cfg)))
+            if cfg.mode == "auto":
+                out.append(Method(f"sdedit:{name}", cfg, per_image_twin=True))
+            else:
+                out.append(Method(f"sdedit:{name}", sdedit_twin(cfg)))
     return out
 
 
@@ -167,8 +176,25 @@ def restore(method: Method, items: list[Item], pipes: dict, a) -> list[tuple[np.
             continue
         cfg = method.config
         seeds = [image_seed(cfg.seed, f"{it.photo}/{it.corruption}") for it in chunk]
+        if method.per_image_twin:
+            out += auto_twin(pipes[cfg.model], cfg, x, chunk, seeds)
+            continue
         for r in pipes[cfg.model](x, seeds=seeds, config=cfg):
             out.append((to_unit(r.image), r.nfe, r.seconds))
+    return out
+
+
+def auto_twin(pipe: CODEPipeline, cfg: RestoreConfig, x: torch.Tensor, chunk: list[Item],
+              seeds: list[int]) -> list[tuple[np.ndarray, int, float]]:
+    """SDEdit at the timestep and with the calls of auto's choice for each image."""
+    out = []
+    for i, c in enumerate(pipe.choose(x, cfg)):
+        if not c.edit:
+            out.append((chunk[i].corrupted, 0, 0.0))
+            continue
+        twin = sdedit_at(cfg, c.depth, c.nfe)
+        r = pipe(x[i:i + 1], seeds=[seeds[i]], config=twin)[0]
+        out.append((to_unit(r.image), r.nfe, r.seconds))
     return out
 
 

@@ -135,7 +135,9 @@ def losses(rows: list[dict], corruptions: list[str], methods: list[str]) -> list
         twin = m.replace("code:", "sdedit:")
         if m.startswith("code:") and twin in methods:
             worse = [c for c in corruptions if p[(c, m)] < p[(c, twin)] - MARGIN_DB]
-            parts.append(f"loses to its SDEdit twin on {len(worse)} of {len(corruptions)}")
+            better = [c for c in corruptions if p[(c, m)] > p[(c, twin)] + MARGIN_DB]
+            parts.append(f"beats its SDEdit twin on {len(better)} of {len(corruptions)} and loses to it on "
+                         f"{len(worse)}" + (": " + ", ".join(worse) if worse else ""))
         out.append(f"- **{label(m)}** " + "; ".join(parts) + ".")
     return out
 
@@ -321,7 +323,9 @@ def write_doc(doc: Path, setup, summ, rows, corruptions, methods, tables, figs, 
         "and corruption; `masked_pixels` and `vertical_lines` are the CODE paper's masks "
         "(random pixels / random columns set to random colours).",
         f"- **Methods**: {', '.join(label(m) for m in methods)}. SDEdit twins start at CODE's latent timestep "
-        "and spend its network calls, or one call per timestep where that is fewer (see the calls column). "
+        "and spend its network calls, or one call per timestep where that is fewer (see the calls column); "
+        "the twin of a preset that chooses per image (auto) does so per image, from auto's choice for it, "
+        "and leaves alone the images auto leaves alone. "
         "The classical baselines and one-step x0 are blind: the noise "
         "std comes from Immerkaer's estimate on the corrupted image.",
         *([f"- **Failed** (left out of every table): {'; '.join(setup['failed'])}"] if setup.get("failed") else []),
