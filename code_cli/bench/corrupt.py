@@ -18,6 +18,8 @@ FAMILIES = {
     "masks": MASKS,
 }
 CORRUPTIONS = tuple(c for family in FAMILIES.values() for c in family)
+# imagecorruptions' functions with a `seed` argument, which ignore numpy's global generator.
+SEEDED_BY_ARGUMENT = ("impulse_noise", "glass_blur")
 
 
 def corrupt(image: np.ndarray, name: str, severity: int, seed: int = 0) -> np.ndarray:
@@ -29,11 +31,13 @@ def corrupt(image: np.ndarray, name: str, severity: int, seed: int = 0) -> np.nd
 
     if name not in get_corruption_names("all"):
         raise ValueError(f"unknown corruption {name!r}; valid: {', '.join(CORRUPTIONS)}")
-    # The package draws from numpy's global generator; scope the seed to this call.
+    # Most of the package draws from numpy's global generator: scope the seed to this call. Two
+    # corruptions take a seed of their own and otherwise draw fresh entropy on every call.
+    own_seed = {"seed": seed} if name in SEEDED_BY_ARGUMENT else {}
     state = np.random.get_state()
     np.random.seed(seed)
     try:
-        out = _corrupt(image, corruption_name=name, severity=severity)
+        out = _corrupt(image, corruption_name=name, severity=severity, **own_seed)
     finally:
         np.random.set_state(state)
     out = np.clip(np.asarray(out), 0, 255).astype(np.uint8)[..., :3]

@@ -130,8 +130,10 @@ def losses(rows: list[dict], corruptions: list[str], methods: list[str]) -> list
         if classical:
             best = {c: max(p[(c, r)] for r in classical) for c in corruptions}
             worse = [c for c in corruptions if p[(c, m)] < best[c] - MARGIN_DB]
-            parts.append(f"loses to the better of {' and '.join(short(r) for r in classical)} on {len(worse)} of "
-                         f"{len(corruptions)}" + (": " + ", ".join(worse) if worse else ""))
+            which = f"the better of {' and '.join(short(r) for r in classical)}" if len(classical) > 1 \
+                else short(classical[0])
+            parts.append(f"loses to {which} on {len(worse)} of {len(corruptions)}"
+                         + (": " + ", ".join(worse) if worse else ""))
         twin = m.replace("code:", "sdedit:")
         if m.startswith("code:") and twin in methods:
             worse = [c for c in corruptions if p[(c, m)] < p[(c, twin)] - MARGIN_DB]
