@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: run test test-fast lint bench bench-speed model-card examples data train train-wide gpu-prep train-m-gpu clean
+.PHONY: run test test-fast lint bench bench-speed model-card examples data train train-17 gpu-prep train-m-gpu clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -49,7 +49,7 @@ bench-quick: $(VENV)/.installed
 bench-speed: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(PY) -m code_cli.bench.speed --size 256 --batch 1 4 --dtype float32 bfloat16
 
-# Denoising and round-trip figures of the embedded prior (needs: apt-get install mate-backgrounds).
+# Denoising and round-trip figures of the embedded prior on the 16 held-out photographs (needs `make data`).
 model-card: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(PY) -m code_cli.bench.prior_eval --out code_cli/weights/code-prior-s
 
@@ -65,25 +65,25 @@ examples: $(VENV)/.installed
 data: $(VENV)/.installed
 	$(PY) -m code_cli.prior.fetch data/photos
 
-# The shipped code-prior-s, three phases by step count: uniform t; then half of
-# each batch at t < 300; then a 600-step cool-down (cosine learning rate to
-# 1/20, faster EMA). 87 minutes on an idle 2-core CPU (needs
-# mate-backgrounds, or `make data`: data/photos/mate/ holds the same files). Resumes from runs/prior/checkpoint.pt when run again.
+# The shipped code-prior-s, three phases by step count on the train split of
+# `make data` (352 photographs): uniform t; then half of each batch at t < 300;
+# then a 600-step cool-down (cosine learning rate to 1/20, faster EMA). 89 minutes
+# on an idle 2-core CPU. Resumes from runs/prior/checkpoint.pt when run again.
 # Keep the machine otherwise idle: --minutes caps the wall time, and a shared
 # CPU gets fewer steps into it.
 train: $(VENV)/.installed
-	$(PY) -m code_cli.prior.train --out runs/prior --max-steps 2166 --minutes 90
-	$(PY) -m code_cli.prior.train --out runs/prior --max-steps 2952 --minutes 90 --low-t-fraction 0.5
-	$(PY) -m code_cli.prior.train --out runs/prior --max-steps 3552 --minutes 130 --low-t-fraction 0.5 --lr-end 0.05 --ema-max 0.995
+	$(PY) -m code_cli.prior.train --data data/photos --out runs/prior --max-steps 2166 --minutes 90
+	$(PY) -m code_cli.prior.train --data data/photos --out runs/prior --max-steps 2952 --minutes 90 --low-t-fraction 0.5
+	$(PY) -m code_cli.prior.train --data data/photos --out runs/prior --max-steps 3552 --minutes 130 --low-t-fraction 0.5 --lr-end 0.05 --ema-max 0.995
 	$(PY) -m code_cli.prior.train --out runs/prior --export code_cli/weights/code-prior-s
 
-# The same three phases on the wider photographs (the train split of `make data`),
-# into runs/prior-wide; export and compare with code-prior-s before replacing it.
-train-wide: $(VENV)/.installed
-	$(PY) -m code_cli.prior.train --data data/photos --out runs/prior-wide --max-steps 2166 --minutes 90
-	$(PY) -m code_cli.prior.train --data data/photos --out runs/prior-wide --max-steps 2952 --minutes 90 --low-t-fraction 0.5
-	$(PY) -m code_cli.prior.train --data data/photos --out runs/prior-wide --max-steps 3552 --minutes 130 --low-t-fraction 0.5 --lr-end 0.05 --ema-max 0.995
-	$(PY) -m code_cli.prior.train --out runs/prior-wide --export runs/code-prior-s-wide
+# The same three phases on code-prior-s's first 17 photographs (the weights shipped
+# until 2026-11-27), into runs/code-prior-s-17, for comparisons.
+train-17: $(VENV)/.installed
+	$(PY) -m code_cli.prior.train --out runs/prior-17 --max-steps 2166 --minutes 90
+	$(PY) -m code_cli.prior.train --out runs/prior-17 --max-steps 2952 --minutes 90 --low-t-fraction 0.5
+	$(PY) -m code_cli.prior.train --out runs/prior-17 --max-steps 3552 --minutes 130 --low-t-fraction 0.5 --lr-end 0.05 --ema-max 0.995
+	$(PY) -m code_cli.prior.train --out runs/prior-17 --export runs/code-prior-s-17
 
 # code-prior-m on one GPU, in one device call. Here, after `make data`, once:
 #   make gpu-prep    the train split capped at 1024 px (data/pack, about 26 MB) and

@@ -1,17 +1,17 @@
 """Train the embedded diffusion prior on real photographs, on a CPU or a CUDA GPU.
 
-code-prior-s, as shipped (its own 17 photographs, three phases on a 2-core CPU):
-
-    python -m code_cli.train --out runs/prior --max-steps 2166 --minutes 90
-    python -m code_cli.train --out runs/prior --max-steps 2952 --minutes 90 --low-t-fraction 0.5
-    python -m code_cli.train --out runs/prior --max-steps 3552 --minutes 130 --low-t-fraction 0.5 \\
-        --lr-end 0.05 --ema-max 0.995
-    python -m code_cli.train --out runs/prior --export code_cli/weights/code-prior-s
-
-On the wider photo set of the data step (`make data`; the manifest's train split):
+code-prior-s, as shipped (`make train`: the train split of the data step, three
+phases on a 2-core CPU):
 
     python -m code_cli.train --fetch-data data/photos
-    python -m code_cli.train --out runs/prior-wide --data data/photos --max-steps 3552 --minutes 90
+    python -m code_cli.train --data data/photos --out runs/prior --max-steps 2166 --minutes 90
+    python -m code_cli.train --data data/photos --out runs/prior --max-steps 2952 --minutes 90 --low-t-fraction 0.5
+    python -m code_cli.train --data data/photos --out runs/prior --max-steps 3552 --minutes 130 \\
+        --low-t-fraction 0.5 --lr-end 0.05 --ema-max 0.995
+    python -m code_cli.train --out runs/prior --export code_cli/weights/code-prior-s
+
+Without --data it trains on the 17 photographs of the weights shipped until
+2026-11-27 (`make train-17`).
 
 code-prior-m on one GPU (`make train-m-gpu` does this in one device call):
 
@@ -414,7 +414,8 @@ def main(argv: list[str] | None = None) -> None:
         "--data",
         type=Path,
         metavar="DIR",
-        help="train on the train split of DIR/manifest.json (default: code-prior-s's own 17 photographs)",
+        help="train on the train split of DIR/manifest.json "
+        "(default: the 17 photographs of the weights shipped until 2026-11-27)",
     )
     ap.add_argument("--size", choices=sorted(SIZES), default="s", help="network and batch preset (default s)")
     ap.add_argument("--minutes", type=float, default=90.0, help="wall-clock budget, counted across resumes")
