@@ -10,11 +10,12 @@ from code_cli.bench import speed
 
 def test_speed_bench_prints_one_row_per_dtype_and_batch(tiny_model, capsys):
     speed.main(["--model", str(tiny_model), "--device", "cpu", "--size", "16", "--batch", "1", "2",
-                "--dtype", "float32", "bfloat16", "--preset", "fine", "--channels-last"])
+                "--dtype", "float32", "bfloat16", "--preset", "fine",
+                "--layout", "contiguous", "channels_last"])
     out = capsys.readouterr().out
     rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith(("| float", "| bfloat"))]
     assert [(r[0].strip(), r[1].strip(), r[2].strip()) for r in rows] == [
-        (d, b, v) for v in ("eager", "channels_last") for d in ("float32", "bfloat16") for b in "12"]
+        (d, b, v) for v in ("contiguous", "channels_last") for d in ("float32", "bfloat16") for b in "12"]
     for r in rows:
         s_image, s_call, ms_call_image, bare_ms, overhead, peak = (float(r[i]) for i in (3, 4, 5, 6, 7, 9))
         assert min(s_image, s_call, bare_ms, peak) > 0
@@ -65,4 +66,4 @@ def test_examples_mode_times_and_scores_each_photo_per_dtype(tiny_model, tmp_pat
     assert float(rows[0][2]) < 25
     for r in rows:
         assert int(r[1]) == 25 and min(float(r[3]), float(r[5])) > 0
-    assert "bfloat16: " in out and "the speed of float32" in out
+    assert "bfloat16 auto: " in out and "the speed of float32 auto" in out

@@ -106,3 +106,24 @@ def test_pipeline_pads_odd_sizes_and_counts_calls(tiny_model):
     assert all(r.nfe == cfg.nfe == 2 + 4 + 2 for r in res)
     assert all(r.finite for r in res)
     assert res[0].info["size_mode"] == "native"
+
+
+@pytest.mark.parametrize("tile", [0, 16])
+def test_channels_last_on_cpu_changes_the_layout_not_the_result(tiny_model, tile):
+    """The CPU default runs the network in channels_last; the images are those of the
+    contiguous layout up to float32 rounding (a different order of sums)."""
+    from code_cli.pipeline import memory_format
+
+    assert memory_format(torch.device("cpu")) == torch.channels_last
+    assert memory_format(torch.device("cuda")) == torch.contiguous_format  # not measured on a GPU
+    pipe = CODEPipeline.from_pretrained(str(tiny_model))
+    x = torch.rand(1, 3, 24, 40, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    cfg = RestoreConfig(steps=10, depth=2, langevin_steps=3, dtype="float32", device="cpu", tile=tile)
+    out = {}
+    for layout in ("contiguous", "auto"):
+        pipe.layout = layout
+        out[layout] = pipe(x, seeds=[3], config=cfg)[0].image
+        conv = next(p for p in pipe.unet.parameters() if p.ndim == 4)
+        assert conv.is_contiguous(memory_format=memory_format(torch.device("cpu"), layout))
+    assert not conv.is_contiguous()  # auto really switched the weights to channels_last
+    assert torch.allclose(out["auto"], out["contiguous"], atol=1e-4)

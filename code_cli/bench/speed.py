@@ -20,8 +20,8 @@ of the measured time to the compute floor at --peak-tflops.
     python -m code_cli.bench.speed --examples examples/corrupted --clean examples/clean --preset auto \
         --dtype float32 bfloat16
 
-`--examples DIR` restores each photograph of DIR at its own size, once per dtype
-(dtypes interleaved per photo, so a load change hits both), and prints the
+`--examples DIR` restores each photograph of DIR at its own size, once per dtype and
+memory layout (interleaved per photo, so a load change hits all), and prints the
 seconds and the PSNR against the clean photograph of the same name in --clean
 (`chelsea-gaussian_noise-3.png` -> `chelsea.png`): what a dtype costs and
 changes on real inputs, not only on a synthetic batch.
@@ -43,7 +43,7 @@ import torch
 from PIL import Image
 
 from code_cli.bench.metrics import psnr, to_unit
-from code_cli.pipeline import DTYPES, CODEPipeline, RestoreResult, image_seed, resolve_device
+from code_cli.pipeline import DTYPES, LAYOUTS, CODEPipeline, RestoreResult, image_seed, memory_format, resolve_device
 from code_cli.presets import build_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "corrupted" / "chelsea-gaussian_noise-3.png"
@@ -109,22 +109,9 @@ def flops_per_call(unet: torch.nn.Module, x: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
-class ChannelsLast(torch.nn.Module):
-    """The network with its weights and inputs in channels_last (NHWC) memory format, which
-    oneDNN and cuDNN convolutions may run faster; the numbers are the same up to rounding."""
-
-    def __init__(self, unet: torch.nn.Module):
-        super().__init__()
-        self.unet = unet.to(memory_format=torch.channels_last)
-        self.config = unet.config
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor):
-        return self.unet(x.contiguous(memory_format=torch.channels_last), t)
-
-
 def bare_seconds_per_call(pipe: CODEPipeline, x: torch.Tensor, dtype: str, device: torch.device, calls: int) -> float:
     """The network alone, as the pipeline calls it (same batch, dtype, device), after one warm-up call."""
-    x = x.to(device=device, dtype=DTYPES[dtype])
+    x = x.to(device=device, dtype=DTYPES[dtype], memory_format=memory_format(device, pipe.layout))
     t = torch.full((len(x),), 500, device=device)
     with torch.no_grad():
         pipe.unet(x, t)
@@ -152,39 +139,43 @@ def clean_for(path: Path, clean_dir: Path) -> Path:
 
 
 def examples_table(pipe: CODEPipeline, cfg, device: torch.device, examples: Path, clean_dir: Path,
-                   dtypes: list[str]) -> None:
-    """Per photo and dtype: calls, seconds and PSNR against the clean photo; then the totals, the
-    speed-up of each dtype over the first and the largest PSNR change from the first."""
+                   variants: list[tuple[str, str]]) -> None:
+    """Per photo and (dtype, layout): calls, seconds and PSNR against the clean photo; then the totals,
+    the speed-up of each variant over the first and the largest PSNR change from the first."""
     paths = sorted(q for q in examples.iterdir() if q.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".webp"})
     if not paths:
         raise SystemExit(f"{examples}: no images")
+    names = [f"{d} {lay}" for d, lay in variants]
     warm = torch.from_numpy(load_unit(paths[0])[:64, :64] * 2 - 1).permute(2, 0, 1)[None].float()
-    for dtype in dtypes:  # untimed: first-call costs (allocator, oneDNN kernels) out of the table
+    for dtype, layout in variants:  # untimed: first-call costs (allocator, oneDNN kernels) out of the table
+        pipe.layout = layout
         timed(pipe, warm, replace(cfg, dtype=dtype, mode="fixed", depth=2, langevin_steps=1, epsilon=0.1), device)
-    head = " | ".join(f"s {d} | PSNR {d}" for d in dtypes)
+    head = " | ".join(f"s {n} | PSNR {n}" for n in names)
     print(f"| photo | calls | input PSNR | {head} |")
-    print("| --- " * (3 + 2 * len(dtypes)) + "|")
-    total = dict.fromkeys(dtypes, 0.0)
-    worst = dict.fromkeys(dtypes, 0.0)
+    print("| --- " * (3 + 2 * len(variants)) + "|")
+    total = dict.fromkeys(names, 0.0)
+    worst = dict.fromkeys(names, 0.0)
     for path in paths:
         clean = load_unit(clean_for(path, clean_dir))
         y = load_unit(path)
         x = torch.from_numpy(y * 2 - 1).permute(2, 0, 1)[None].float()
         row, first = [], None
-        for dtype in dtypes:
+        for name, (dtype, layout) in zip(names, variants):
+            pipe.layout = layout
             results, seconds = timed_seeded(pipe, x, replace(cfg, dtype=dtype), device, path.name)
             out = np.round(to_unit(results[0].image) * 255) / 255  # as the CLI writes it: 8 bits
             p = psnr(out, clean)
             first = p if first is None else first
-            worst[dtype] = max(worst[dtype], abs(p - first))
-            total[dtype] += seconds
+            worst[name] = max(worst[name], abs(p - first))
+            total[name] += seconds
             row.append(f"{seconds:.2f} | {p:.2f}")
         print(f"| {path.name} | {results[0].nfe} | {psnr(y, clean):.2f} | " + " | ".join(row) + " |", flush=True)
-    base = dtypes[0]
-    for dtype in dtypes:
-        speed_up = total[base] / total[dtype] if total[dtype] else float("nan")
-        print(f"\n{dtype}: {total[dtype]:.1f} s in all, {speed_up:.2f}x the speed of {base}; "
-              f"largest PSNR change from {base} {worst[dtype]:.3f} dB", end="")
+    pipe.layout = "auto"
+    base = names[0]
+    for name in names:
+        speed_up = total[base] / total[name] if total[name] else float("nan")
+        print(f"\n{name}: {total[name]:.1f} s in all, {speed_up:.2f}x the speed of {base}; "
+              f"largest PSNR change from {base} {worst[name]:.3f} dB", end="")
     print()
 
 
@@ -206,8 +197,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--dtype", nargs="+", default=["float32"], choices=list(DTYPES))
     ap.add_argument("--compile", action="store_true", help="also time torch.compile(unet) at the largest batch")
-    ap.add_argument("--channels-last", action="store_true",
-                    help="also time each dtype and batch with the network in channels_last memory format")
+    ap.add_argument("--layout", nargs="+", default=["auto"], choices=["auto", *LAYOUTS],
+                    help="memory formats to time (auto: the pipeline's choice for the device)")
     ap.add_argument("--reference-cpu", action="store_true", help="compare float32 on --device with the CPU")
     ap.add_argument("--arch", choices=["model", "google-256"], default="model",
                     help="time the preset's model, or the google 256 px architecture with random weights")
@@ -231,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
           f"preset {a.preset} ({'at most ' if cfg.mode == 'auto' else ''}{cfg.nfe} calls), {where}")
     if a.examples:
         print()
-        examples_table(pipe, cfg, device, a.examples, a.clean, a.dtype)
+        examples_table(pipe, cfg, device, a.examples, a.clean, [(d, lay) for lay in a.layout for d in a.dtype])
         return
     flops = flops_per_call(pipe.unet, example_batch(a.size, 1))
     floor = f", compute floor {flops / (a.peak_tflops * 1e12) * 1e3:.2f} ms at {a.peak_tflops:g} TFLOP/s" \
@@ -241,35 +232,30 @@ def main(argv: list[str] | None = None) -> None:
           "| overhead (pipeline / bare) | x compute floor | peak MB | PSNR vs float32 (dB) |")
     print("| --- " * 11 + "|")
     reference: dict[int, list] = {}
-    runs = [(d, b, "eager") for d in a.dtype for b in a.batch]
-    if a.channels_last:
-        runs += [(d, b, "channels_last") for d in a.dtype for b in a.batch]
+    runs = [(d, b, layout) for layout in a.layout for d in a.dtype for b in a.batch]
     if a.compile:
         runs.append((a.dtype[0], max(a.batch), "compile"))
     eager = pipe.unet
     for dtype, batch, variant in runs:
         run_cfg = replace(cfg, dtype=dtype)
         x = example_batch(a.size, batch)
-        # The pipeline moves whichever module it is given to the device and dtype.
-        if variant == "channels_last":
-            pipe.unet = ChannelsLast(eager)
-        else:
-            eager.to(memory_format=torch.contiguous_format)  # ChannelsLast converted it in place
-            pipe.unet = torch.compile(eager) if variant == "compile" else eager
+        # The pipeline moves whichever module it is given to the device, dtype and memory format.
+        pipe.layout = "auto" if variant == "compile" else variant
+        pipe.unet = torch.compile(eager) if variant == "compile" else eager
         timed(pipe, x, run_cfg, device)  # warm-up: kernels, allocator, compilation
         results, seconds = timed(pipe, x, run_cfg, device)
         per_call = seconds / results[0].nfe
         bare = bare_seconds_per_call(pipe, x, dtype, device, a.bare_calls)
         floor_x = f"{per_call / batch / (flops / (a.peak_tflops * 1e12)):.1f}" if a.peak_tflops else "-"
-        if dtype == "float32" and variant == "eager":
+        if dtype == "float32" and variant == a.layout[0]:
             reference.setdefault(batch, results)
         ref = reference.get(batch)
-        is_ref = (dtype, variant) == ("float32", "eager")
+        is_ref = (dtype, variant) == ("float32", a.layout[0])
         close = f"{worst_psnr(results, ref):.1f}" if ref is not None and not is_ref else "-"
         print(f"| {dtype} | {batch} | {variant} | {seconds / batch:.3f} | {per_call:.4f} | "
               f"{per_call / batch * 1e3:.2f} | {bare * 1e3:.2f} | {per_call / bare:.3f} | {floor_x} | "
               f"{peak_memory_mb(device):.0f} | {close} |", flush=True)
-    pipe.unet = eager.to(memory_format=torch.contiguous_format)
+    pipe.unet, pipe.layout = eager, "auto"
     if a.reference_cpu and device.type != "cpu" and reference:
         batch = min(reference)
         cpu_results = pipe(example_batch(a.size, batch), seeds=list(range(batch)), config=replace(cfg, device="cpu"))
