@@ -20,7 +20,8 @@ def test_speed_bench_prints_one_row_per_dtype_and_batch(tiny_model, capsys):
         s_image, s_call, ms_call_image, bare_ms, overhead, peak = (float(r[i]) for i in (3, 4, 5, 6, 7, 9))
         assert min(s_image, s_call, bare_ms, peak) > 0
         assert s_call == pytest.approx(s_image * int(r[1]) / 25, rel=0.01, abs=1e-4)  # 25 calls per image
-        assert ms_call_image == pytest.approx(s_call * 1e3 / int(r[1]), rel=0.01, abs=0.01)
+        # s / call is printed to 0.1 ms: its rounding bounds the agreement (a tiny model takes a few ms)
+        assert ms_call_image == pytest.approx(s_call * 1e3 / int(r[1]), rel=0.01, abs=0.051)
         # from the printed (rounded) columns: ms/call/image has 2 decimals, ms/call of the bare network too
         assert overhead == pytest.approx(ms_call_image * int(r[1]) / bare_ms, rel=0.05)
     assert [r[10].strip() for r in rows[:2]] == ["-", "-"]
