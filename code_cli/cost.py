@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+# auto mode, when the user gives a depth: the latent is reached by ODE inversion and corrected with
+# this many Langevin steps (the `default` preset's K). Here, not in method.auto, so that presets can
+# bound auto's cost without importing torch.
+AUTO_ENCODE_LANGEVIN_STEPS = 20
+
 
 def code_calls(depth: int, langevin_steps: Sequence[int]) -> int:
     """CODE: L calls to encode, K + 1 for each correction (K noisy steps and a last noise-free one), L to decode."""

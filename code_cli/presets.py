@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from code_cli.cost import auto_calls, code_calls, sdedit_calls
+from code_cli.cost import AUTO_ENCODE_LANGEVIN_STEPS, auto_calls, code_calls, sdedit_calls
 from code_cli.errors import ConfigError
 
 DEFAULT_PRESET = "auto"
@@ -77,7 +77,7 @@ class RestoreConfig:
         # the costliest choice auto can make; tests/test_auto.py checks it bounds every choice
         sample = self.finish == "sample"
         if self.depth is not None:  # a given depth is reached by ODE inversion
-            K = 20 if self.langevin_steps is None else self.langevin_steps
+            K = AUTO_ENCODE_LANGEVIN_STEPS if self.langevin_steps is None else self.langevin_steps
             return auto_calls(True, self.depth, K, encode=True, sample=sample)
         return auto_calls(True, self.auto_max_depth, self.langevin_steps or 0, encode=False, sample=sample)
 

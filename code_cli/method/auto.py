@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from code_cli.cost import auto_calls
+from code_cli.cost import AUTO_ENCODE_LANGEVIN_STEPS, auto_calls
 from code_cli.method.code import (
     CODEParams,
     Correction,
@@ -43,7 +43,7 @@ KAPPA = {"sample": 1.2, "mean": 1.0}
 LANGEVIN_STEPS = 0
 EPSILON = 0.1
 # With a depth the user gave, the edit is CODE's ODE inversion; these are the `default` preset's values.
-ENCODE_LANGEVIN_STEPS = 20
+ENCODE_LANGEVIN_STEPS = AUTO_ENCODE_LANGEVIN_STEPS
 ENCODE_EPSILON = 0.2
 
 ENTRIES = ("encode", "noise")  # how the latent is reached: ODE inversion, or the input's own noise
