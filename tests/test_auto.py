@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from code_cli import method as M
-from code_cli.method.auto import KAPPA, NOISE_FLOOR, level_for_noise, noise_std
+from code_cli.method.auto import KAPPA, NOISE_FLOOR, banded_noise_std, level_for_noise, noise_std
 from code_cli.pipeline import CODEPipeline
 from code_cli.presets import RestoreConfig, build_config
 from tests.conftest import GaussianEps, gens
@@ -193,3 +193,26 @@ def test_auto_preset_is_the_default_and_costs_less_than_default_at_most():
     assert name == "auto" and cfg.mode == "auto"
     assert cfg.nfe <= build_config("default")[0].nfe
     assert math.isfinite(cfg.nfe)
+
+
+def test_banded_estimate_reads_white_noise_as_the_whole_image_does():
+    x = noisy(0.1, n=2, size=64)
+    whole, banded = noise_std(x), banded_noise_std(x)
+    assert torch.allclose(banded, whole, rtol=0.1), (banded, whole)
+
+
+def test_banded_estimate_reads_signal_dependent_noise_more_fully_and_sets_the_level(abar_T):
+    """Noise whose std grows with brightness, on a mostly bright image with a dark part: the dark
+    part's weak noise pulls the whole-image mean down; the median over brightness bands reads the
+    typical level, the level follows the larger reading and the edit decision the whole-image one."""
+    g = torch.Generator().manual_seed(0)
+    ramp = 1 - 2 * torch.linspace(0, 1, 64) ** 4  # bright for most columns, dark at one edge
+    clean = ramp.view(1, 1, 1, 64).expand(1, 3, 64, 64)
+    std = 0.02 + 0.3 * (clean + 1) / 2  # on [-1, 1]
+    x = clean + std * torch.randn(clean.shape, generator=g)
+    whole, banded = float(noise_std(x)[0]), float(banded_noise_std(x)[0])
+    assert banded > 1.1 * whole
+    c = M.choose(x, M.make_levels(abar_T, 100))[0]
+    assert c.sigma_hat == pytest.approx(whole / 2, abs=1e-4)
+    assert c.sigma_level == pytest.approx(banded / 2, abs=1e-4)
+    assert c.depth == level_for_noise(M.make_levels(abar_T, 100), banded, KAPPA["sample"])
