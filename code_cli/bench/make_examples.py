@@ -39,9 +39,14 @@ def build(root: Path) -> list[Path]:
     return written
 
 
+def photo_of(corrupted: Path) -> str:
+    """<photo>-<corruption>-<sev>.png -> <photo>: the examples' naming rule, stated once."""
+    return corrupted.stem.split("-")[0]
+
+
 def clean_for(corrupted: Path, root: Path) -> Path:
     """examples/corrupted/<photo>-<corruption>-<sev>.png -> examples/clean/<photo>.png"""
-    return root / "clean" / f"{corrupted.stem.split('-')[0]}.png"
+    return root / "clean" / f"{photo_of(corrupted)}.png"
 
 
 def main(argv: list[str] | None = None) -> None:

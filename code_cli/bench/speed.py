@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from code_cli.bench.make_examples import photo_of
 from code_cli.bench.metrics import psnr, to_unit
 from code_cli.pipeline import DTYPES, LAYOUTS, CODEPipeline, RestoreResult, image_seed, memory_format, resolve_device
 from code_cli.presets import build_config
@@ -70,12 +71,13 @@ def worst_psnr(results: list[RestoreResult], reference: list[RestoreResult]) -> 
     return min(psnr(to_unit(r.image), to_unit(q.image)) for r, q in zip(results, reference))
 
 
-def timed(pipe: CODEPipeline, x: torch.Tensor, cfg, device: torch.device):
+def timed(pipe: CODEPipeline, x: torch.Tensor, cfg, device: torch.device, seeds: list[int] | None = None):
+    """The pipeline's results and wall seconds (device synchronised); seeds 0..B-1 unless given."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
-    results = pipe(x, seeds=list(range(len(x))), config=cfg)
+    results = pipe(x, seeds=list(range(len(x))) if seeds is None else seeds, config=cfg)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return results, time.perf_counter() - start
@@ -130,8 +132,8 @@ def load_unit(path: Path) -> np.ndarray:
 
 
 def clean_for(path: Path, clean_dir: Path) -> Path:
-    """The clean photograph an example was made from: the name up to its first '-'."""
-    stem = path.stem.split("-")[0]
+    """The clean photograph an example was made from, in clean_dir under any image suffix."""
+    stem = photo_of(path)
     hits = [q for q in sorted(clean_dir.iterdir()) if q.stem == stem]
     if not hits:
         raise SystemExit(f"{path}: no clean photograph named {stem}.* in {clean_dir}")
@@ -162,7 +164,8 @@ def examples_table(pipe: CODEPipeline, cfg, device: torch.device, examples: Path
         row, first = [], None
         for name, (dtype, layout) in zip(names, variants):
             pipe.layout = layout
-            results, seconds = timed_seeded(pipe, x, replace(cfg, dtype=dtype), device, path.name)
+            # the seed the CLI would give this file (run seed, file name)
+            results, seconds = timed(pipe, x, replace(cfg, dtype=dtype), device, [image_seed(cfg.seed, path.name)])
             out = np.round(to_unit(results[0].image) * 255) / 255  # as the CLI writes it: 8 bits
             p = psnr(out, clean)
             first = p if first is None else first
@@ -177,15 +180,6 @@ def examples_table(pipe: CODEPipeline, cfg, device: torch.device, examples: Path
         print(f"\n{name}: {total[name]:.1f} s in all, {speed_up:.2f}x the speed of {base}; "
               f"largest PSNR change from {base} {worst[name]:.3f} dB", end="")
     print()
-
-
-def timed_seeded(pipe: CODEPipeline, x: torch.Tensor, cfg, device: torch.device, name: str):
-    """One photo with the seed the CLI would give it (run seed 0, its file name)."""
-    start = time.perf_counter()
-    results = pipe(x, seeds=[image_seed(cfg.seed, name)], config=cfg)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return results, time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> None:

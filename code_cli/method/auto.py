@@ -58,6 +58,7 @@ FINISHES = ("sample", "mean")  # DDIM decode to level 0, or the one-step clean e
 
 # Immerkaer's Laplacian-difference mask: zero on locally linear image content.
 _MASK = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
+_IMMERKAER = math.sqrt(math.pi / 2) / 6  # mean |x * N| -> std of white noise
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,15 @@ class AutoChoice:
         return {**asdict(self), "nfe": self.nfe, "choice_calls": 0}
 
 
-def noise_std(x: torch.Tensor) -> torch.Tensor:
+def _abs_residual(x: torch.Tensor) -> torch.Tensor:
+    """|x * N| per channel, (B, C, H - 2, W - 2), on the CPU in float64: the same image gets the
+    same choice on every device (and in --dry-run)."""
+    B, C, H, W = x.shape
+    r = F.conv2d(x.detach().cpu().double().reshape(B * C, 1, H, W), _MASK.double().view(1, 1, 3, 3))
+    return r.abs().reshape(B, C, H - 2, W - 2)
+
+
+def noise_std(x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
     """Immerkaer's blind estimate of white-noise std per image of a (B, C, H, W) batch, on x's scale.
 
     sigma = sqrt(pi / 2) / (6 (W - 2) (H - 2)) sum |x * N|, averaged over channels.
@@ -96,12 +105,11 @@ def noise_std(x: torch.Tensor) -> torch.Tensor:
     B, C, H, W = x.shape
     if H < 3 or W < 3:
         return torch.zeros(B, dtype=torch.float64)
-    # on the CPU in float64: the same image gets the same choice on every device (and in --dry-run)
-    r = F.conv2d(x.detach().cpu().double().reshape(B * C, 1, H, W), _MASK.double().view(1, 1, 3, 3))
-    return (math.sqrt(math.pi / 2) / 6 * r.abs().reshape(B, C, -1).mean(-1)).mean(1)
+    r = _abs_residual(x) if residual is None else residual
+    return (_IMMERKAER * r.reshape(B, C, -1).mean(-1)).mean(1)
 
 
-def banded_noise_std(x: torch.Tensor, bands: int = BANDS) -> torch.Tensor:
+def banded_noise_std(x: torch.Tensor, bands: int = BANDS, residual: torch.Tensor | None = None) -> torch.Tensor:
     """Immerkaer's estimate within each of `bands` equal-count bands of local brightness (3x3 mean),
     then the median over bands, per image, on x's scale.
 
@@ -112,15 +120,16 @@ def banded_noise_std(x: torch.Tensor, bands: int = BANDS) -> torch.Tensor:
     B, C, H, W = x.shape
     if H < 3 or W < 3:
         return torch.zeros(B, dtype=torch.float64)
-    xs = x.detach().cpu().double().reshape(B * C, 1, H, W)
-    r = F.conv2d(xs, _MASK.double().view(1, 1, 3, 3)).reshape(B, -1).abs().numpy()
-    m = F.avg_pool2d(xs, 3, 1).reshape(B, -1).numpy()
+    r = (_abs_residual(x) if residual is None else residual).reshape(B, -1).numpy()
+    m = F.avg_pool2d(x.detach().cpu().double().reshape(B * C, 1, H, W), 3, 1).reshape(B, -1).numpy()
     out = []
     for ri, mi in zip(r, m):
         edges = np.quantile(mi, np.linspace(0, 1, bands + 1))
         band = np.clip(np.searchsorted(edges, mi, side="right") - 1, 0, bands - 1)
-        per_band = [ri[band == b].mean() for b in range(bands) if (band == b).sum() >= MIN_BAND_PIXELS]
-        out.append(math.sqrt(math.pi / 2) / 6 * float(np.median(per_band)) if per_band else 0.0)
+        counts = np.bincount(band, minlength=bands)
+        sums = np.bincount(band, weights=ri, minlength=bands)
+        keep = counts >= MIN_BAND_PIXELS
+        out.append(_IMMERKAER * float(np.median(sums[keep] / counts[keep])) if keep.any() else 0.0)
     return torch.tensor(out, dtype=torch.float64)
 
 
@@ -138,9 +147,10 @@ def choose(
 ) -> list[AutoChoice]:
     """One choice per image of x in [-1, 1]. A given depth, epsilon or langevin_steps is kept as
     given (the user's flag wins); a given depth also forces an edit, reached by ODE inversion."""
-    sig = noise_std(x) / 2  # [-1, 1] -> [0, 1]
+    r = _abs_residual(x) if min(x.shape[-2:]) >= 3 else None
+    sig = noise_std(x, residual=r) / 2  # [-1, 1] -> [0, 1]
     # The level follows the fuller of the two readings; whether to edit at all, the whole-image one.
-    level_sig = torch.maximum(sig, banded_noise_std(x) / 2)
+    level_sig = torch.maximum(sig, banded_noise_std(x, residual=r) / 2)
     cap = levels.steps if max_depth is None else min(max_depth, levels.steps)
     kappa = KAPPA[finish] if kappa is None else kappa
     return [_one(float(s), float(sl), levels, depth, epsilon, langevin_steps, cap, finish, floor, kappa)
