@@ -116,6 +116,12 @@ def main(
             help="auto | float32 | bfloat16 | float16 (auto: bfloat16 on CPUs with bfloat16 instructions, else float32)"
         )
     ] = None,
+    range_map: Annotated[
+        Optional[str], typer.Option(
+            help="auto | on | off: edit low-contrast images on the training photographs' range, then map back "
+                 "(auto: fixed-depth presets only)"
+        )
+    ] = None,
     threads: Annotated[
         int, typer.Option("--threads", help="CPU threads for the network (0 = the CPUs this process may use)")
     ] = 0,
@@ -152,7 +158,7 @@ def main(
     flags = dict(
         model=model, method=method, steps=steps, depth=depth, langevin_steps=langevin_steps, epsilon=epsilon,
         cbc=cbc, eta=eta, quantile=quantile, seed=seed, samples=samples, batch_size=batch_size, device=device,
-        tile=tile, dtype=dtype,
+        tile=tile, dtype=dtype, range_map=range_map,
     )
     spec = RunSpec(input=input, output=output, fmt=format, suffix=suffix, overwrite=overwrite,
                    skip_existing=skip_existing, recursive=recursive, grid=grid)

@@ -215,21 +215,23 @@ class CODEPipeline(DiffusionPipeline):
         threshold = M.make_threshold(config.quantile, config.max_threshold) if config.thresholding else M.no_threshold
         tile = self.tile_size(config.tile, x.shape[-2:])
         base = {"device": str(device), "dtype": dtype_name, "size_mode": self.size_mode(config.size_policy)}
-        if config.mode == "auto" and config.method == "code":
+        x, unmap, gains = _range_map(x, _uses_range_map(config))
+        if _auto_mode(config):
             return self._auto(image, x, back, seeds, config, levels, threshold, tile, dtype, base, start, progress,
-                              layout)
+                              layout, unmap, gains)
 
         def run(eps: M.code.EpsModel, generators: list[torch.Generator], x: torch.Tensor) -> M.MethodOutput:
             method, params = M.get_method(config.method)
             return method(eps, x, levels, params.from_knobs(**asdict(config)), threshold, generators, progress)
 
         out, calls, tile, notes = self._run(run, x, seeds, dtype, tile, layout)
-        y = back(out.x).clamp(-1, 1).float().cpu()
+        y = back(unmap(out.x, slice(None))).clamp(-1, 1).float().cpu()
         finite = torch.isfinite(out.x.flatten(1)).all(1).cpu()
         seconds = (time.perf_counter() - start) / len(image)
         info = {**out.info, **base, "tile": tile, "tiles_per_call": self._tiles_per_call(x, tile), **notes}
         return [
-            RestoreResult(image=y[i], nfe=calls, seed=int(seeds[i]), seconds=seconds, finite=bool(finite[i]), info=info)
+            RestoreResult(image=y[i], nfe=calls, seed=int(seeds[i]), seconds=seconds, finite=bool(finite[i]),
+                          info={**info, **gains[i]})
             for i in range(len(image))
         ]
 
@@ -238,9 +240,11 @@ class CODEPipeline(DiffusionPipeline):
         config: RestoreConfig, levels: M.Levels, threshold: Callable[[torch.Tensor], torch.Tensor], tile: int,
         dtype: torch.dtype, base: dict, start: float, progress: Callable[[int], None] | None,
         layout: torch.memory_format = torch.contiguous_format,
+        unmap: Callable[[torch.Tensor, Any], torch.Tensor] = lambda y, _: y, gains: Sequence[dict] | None = None,
     ) -> list[RestoreResult]:
         """Auto mode: each group of images that share a choice runs as one batch; an image left
-        unedited is returned exactly as it came in."""
+        unedited is returned exactly as it came in. x may be range-mapped (`unmap` takes an edit back)."""
+        gains = gains or [{}] * len(image)
         choices = auto_choices(x, levels, config)
         results: list[RestoreResult | None] = [None] * len(image)
         groups: dict[tuple, list[int]] = {}
@@ -260,13 +264,14 @@ class CODEPipeline(DiffusionPipeline):
                 return M.auto_restore(eps, xs, levels, c, params, threshold, generators, progress)
 
             out, calls, used_tile, notes = self._run(run, x[idx], [seeds[i] for i in idx], dtype, tile, layout)
-            y = back(out.x).clamp(-1, 1).float().cpu()
+            y = back(unmap(out.x, idx)).clamp(-1, 1).float().cpu()
             finite = torch.isfinite(out.x.flatten(1)).all(1).cpu()
             per_call = self._tiles_per_call(x, used_tile)
             info = {**out.info, **base, "tile": used_tile, "tiles_per_call": per_call, **notes}
             for j, i in enumerate(idx):
                 results[i] = RestoreResult(image=y[j], nfe=calls, seed=int(seeds[i]), seconds=0.0,
-                                           finite=bool(finite[j]), info={**info, "auto": choices[i].as_dict()})
+                                           finite=bool(finite[j]),
+                                           info={**info, **gains[i], "auto": choices[i].as_dict()})
         seconds = (time.perf_counter() - start) / len(image)
         return [replace(r, seconds=seconds) for r in results if r is not None]
 
@@ -305,7 +310,33 @@ class CODEPipeline(DiffusionPipeline):
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"expected a (B, 3, H, W) batch, got {tuple(image.shape)}")
         x, _ = self.to_model_size(image.float(), self.size_mode(config.size_policy))
+        x, _, _ = _range_map(x, _uses_range_map(config))  # as __call__ does
         return auto_choices(x, M.make_levels(self.scheduler.alphas_cumprod, config.steps), config)
+
+
+def _auto_mode(config: RestoreConfig) -> bool:
+    return config.mode == "auto" and config.method == "code"
+
+
+def _uses_range_map(config: RestoreConfig) -> bool:
+    """range_map "auto" maps fixed-depth edits only: auto mode's level follows the noise on the image's
+    own scale, and its edits were measured without the map (docs/auto.md)."""
+    return config.range_map == "on" or (config.range_map == "auto" and not _auto_mode(config))
+
+
+def _range_map(
+    x: torch.Tensor, use: bool,
+) -> tuple[torch.Tensor, Callable[[torch.Tensor, Any], torch.Tensor], list[dict]]:
+    """x on the training photographs' range where it is a low-contrast image (method/range_map.py),
+    the map back for the rows of an edited subset, and per image what was done, for the log.
+    A batch with nothing to stretch is passed through as it is."""
+    if not use:
+        return x, lambda y, _: y, [{}] * len(x)
+    a, b = M.range_map.fit(x)
+    gains = [{"range_gain": round(float(g), 4)} for g in a]
+    if bool((a == 1).all()):
+        return x, lambda y, _: y, gains
+    return M.range_map.apply(x, a, b), lambda y, rows: M.range_map.invert(y, a[rows], b[rows]), gains
 
 
 def _in_format(module: torch.nn.Module, layout: torch.memory_format) -> bool:

@@ -42,6 +42,9 @@ class RestoreConfig:
     langevin_steps: int | None = 20  # K; None: auto mode chooses
     epsilon: float | None = 0.2  # first Langevin step relative to sigma_t^2; None: auto mode chooses
     finish: str = "sample"  # auto mode: sample (ODE decode) | mean (one-step clean estimate, higher PSNR)
+    # auto | on | off: edit a low-contrast image on the training photographs' range (method/range_map.py);
+    # auto: for fixed-depth edits, not for auto mode's noise-matched ones
+    range_map: str = "auto"
     annealing_stages: int = 4  # A
     annealing_factor: float = 0.8  # c
     extra_corrections: tuple[tuple[int, float], ...] = ()  # shallower (depth, epsilon) pairs, K steps each
@@ -103,6 +106,7 @@ _CHOICES = {
     "size_policy": ("auto", "native", "resize"),
     "mode": ("fixed", "auto"),
     "finish": ("sample", "mean"),
+    "range_map": ("auto", "on", "off"),
 }
 _META_KEYS = ("description", "nfe")
 
