@@ -185,3 +185,24 @@ def test_auto_twin_matches_autos_timestep_and_calls_per_image(tiny_model):
     assert not np.array_equal(twin[0][0], code[0][0])  # fresh noise vs the input's own: not the same method
     assert code[1][1] == twin[1][1] == 0  # the clean image: left alone by both, exactly
     assert np.array_equal(twin[1][0], smooth)
+
+
+def test_auto_checks_count_what_the_default_preset_must_beat():
+    from code_cli.bench.report import auto_checks
+
+    psnr = {  # corruption -> method -> PSNR of each of two photographs
+        "gaussian_noise": {"input": 15, "nl_means": 20, "code:auto": 21, "sdedit:auto": 19, "code:default": 18},
+        "fog": {"input": 12, "nl_means": 12, "code:auto": 11.7, "sdedit:auto": 11.7, "code:default": 11},
+    }
+    rows = [{"corruption": c, "method": m, "psnr": v + d} for c, ms in psnr.items() for m, v in ms.items()
+            for d in (-0.5, 0.5)]
+    methods = ["input", "nl_means", "code:default", "code:auto", "sdedit:auto"]
+    swd = {("all", "code:auto"): 100.0, ("all", "code:default"): 90.0, ("gaussian_noise", "code:auto"): 50.0,
+           ("gaussian_noise", "sdedit:auto"): 80.0, ("fog", "code:auto"): 300.0, ("fog", "sdedit:auto"): 290.0}
+    text = "\n".join(auto_checks(rows, swd, ["gaussian_noise", "fog"], methods))
+    # higher PSNR but a worse patch SWD than default: not better in both
+    assert "CODE default +1.85 dB, patch SWD +10" in text and "than 0 of 1" in text
+    assert "on 1 of 2 corruptions: not on fog (-0.30 dB)" in text
+    assert "at least +0.5 dB on 1 of 1): gaussian_noise +1.00 dB" in text
+    assert "better on 1 of 2 corruptions" in text and "worse on 1 (fog)" in text
+    assert auto_checks(rows, swd, ["fog"], ["input", "code:default"]) == []

@@ -250,6 +250,58 @@ def grid(items, restored: dict[str, list[np.ndarray]], methods: list[str], famil
     return sheet
 
 
+NOISES = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
+# A patch SWD difference (x1000) of one corruption's set that counts as a win: two draws of patches of
+# the same clean set differ by about 20 over all images, so a per-corruption set needs a margin too.
+SWD_MARGIN = 5.0
+
+
+def auto_checks(rows: list[dict], swd: dict[tuple[str, str], float], corruptions: list[str], methods: list[str],
+                key: str = "code:auto", input_slack: float = 0.2, noise_margin: float = 0.5) -> list[str]:
+    """Plain sentences on how a per-image method (auto) stands against what it has to beat: every fixed
+    CODE preset in the run (mean PSNR and patch SWD over all images), the input (within input_slack dB),
+    blind NL-means on the noises, and its SDEdit twin per corruption (PSNR or patch SWD)."""
+    if key not in methods:
+        return []
+    p = means(rows, "psnr")
+    mean = {m: float(np.mean([r["psnr"] for r in rows if r["method"] == m])) for m in methods}
+    out = []
+    fixed = [m for m in methods if m.startswith("code:") and m != key]
+    if fixed:
+        def both(m: str) -> str:
+            d_swd = swd.get(("all", m), math.nan) - swd.get(("all", key), math.nan)
+            return f"{short(m)} {mean[key] - mean[m]:+.2f} dB, patch SWD {-d_swd:+.0f}"
+        wins = [m for m in fixed if mean[key] > mean[m] and swd.get(("all", key), math.inf) < swd.get(("all", m),
+                                                                                                      -math.inf)]
+        out.append("- **Against the fixed presets** (auto minus each, over all images): "
+                   + "; ".join(both(m) for m in fixed)
+                   + f". Better in both mean PSNR and patch SWD than {len(wins)} of {len(fixed)}.")
+    if "input" in methods:
+        ok = [c for c in corruptions if p[(c, key)] >= p[(c, "input")] - input_slack]
+        bad = [f"{c} ({p[(c, key)] - p[(c, 'input')]:+.2f} dB)" for c in corruptions if c not in ok]
+        out.append(f"- **No worse than the input minus {input_slack} dB** on {len(ok)} of {len(corruptions)} "
+                   "corruptions" + (": not on " + ", ".join(bad) if bad else "") + ".")
+    noises = [c for c in NOISES if c in corruptions]
+    if "nl_means" in methods and noises:
+        gaps = [(c, p[(c, key)] - p[(c, "nl_means")]) for c in noises]
+        n = sum(g >= noise_margin for _, g in gaps)
+        out.append(f"- **Against blind NL-means on noise** (at least +{noise_margin} dB on {n} of {len(noises)}): "
+                   + ", ".join(f"{c} {g:+.2f} dB" for c, g in gaps) + ".")
+    twin = key.replace("code:", "sdedit:")
+    if twin in methods:
+        by_psnr = {c for c in corruptions if p[(c, key)] > p[(c, twin)] + MARGIN_DB}
+        by_swd = {c for c in corruptions if swd.get((c, key), math.inf) < swd.get((c, twin), -math.inf) - SWD_MARGIN}
+        lost = [c for c in corruptions if c not in by_psnr | by_swd
+                and (p[(c, key)] < p[(c, twin)] - MARGIN_DB or swd.get((c, key), 0) > swd.get((c, twin), 0)
+                     + SWD_MARGIN)]
+        out.append(f"- **Against its SDEdit twin** (same timestep and calls per image): better on "
+                   f"{len(by_psnr | by_swd)} of {len(corruptions)} corruptions in PSNR (> {MARGIN_DB} dB) or patch SWD "
+                   f"(> {SWD_MARGIN:.0f} lower): {', '.join(c for c in corruptions if c in by_psnr | by_swd) or 'none'}"
+                   f"; worse on {len(lost)}" + (f" ({', '.join(lost)})" if lost else "")
+                   + "; the rest are ties, mostly images both leave alone.")
+    return out
+
+
 def write_all(rows, swd_rows, items, restored, setup: dict, out: Path, doc: Path | None) -> str:
     """Write results.md, plots and grids to `out` (and the report with its images next to `doc`);
     return the summary table."""
@@ -266,8 +318,10 @@ def write_all(rows, swd_rows, items, restored, setup: dict, out: Path, doc: Path
         tables["Patch SWD to the clean set (x1000, lower is better)"] = corruption_table(
             swd, corruptions, methods, False, 0)
     summ = summary(rows, swd, corruptions, methods)
-    body = ["## Summary (means over every image)", "", summ, "", "## Where it loses", "",
-            *losses(rows, corruptions, methods), ""]
+    checks = auto_checks(rows, swd, corruptions, methods)
+    body = ["## Summary (means over every image)", "", summ, "", *(["## auto against its bar", "", *checks, ""]
+                                                                    if checks else []),
+            "## Where it loses", "", *losses(rows, corruptions, methods), ""]
     for title, t in tables.items():
         body += [f"## {title}", "", t, ""]
     (out / "results.md").write_text("\n".join(body) + "\n")
@@ -286,12 +340,13 @@ def write_all(rows, swd_rows, items, restored, setup: dict, out: Path, doc: Path
             g.save(out / f"grid-{fam}.png")
             grids[fam] = g
     if doc is not None:
-        write_doc(doc, setup, summ, rows, corruptions, methods, tables, figs, out, grids, items, restored, n_photos)
+        write_doc(doc, setup, summ, rows, corruptions, methods, tables, figs, out, grids, items, restored, n_photos,
+                  checks)
     return summ
 
 
 def write_doc(doc: Path, setup, summ, rows, corruptions, methods, tables, figs, out, grids, items, restored,
-              n_photos) -> None:
+              n_photos, checks: list[str] = ()) -> None:
     img_dir = doc.parent / "bench"
     img_dir.mkdir(parents=True, exist_ok=True)
     rel = Path("bench")
@@ -354,6 +409,13 @@ def write_doc(doc: Path, setup, summ, rows, corruptions, methods, tables, figs, 
         f"`beats X`: on how many corruptions the method's mean PSNR is above X's by more than {MARGIN_DB} dB. "
         f"In \"Where it loses\", a loss is likewise a deficit of more than {MARGIN_DB} dB.",
         "",
+    ]
+    if checks:
+        lines += ["## auto against its bar", "",
+                  "What the default preset has to show (CODE's own rules for choosing per image, against the "
+                  "fixed presets, the input, a classical denoiser and SDEdit at its own timestep and calls):", "",
+                  *checks, ""]
+    lines += [
         "## Where it loses",
         "",
         *losses(rows, corruptions, methods),
