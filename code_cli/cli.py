@@ -38,9 +38,11 @@ class ExitStatus(enum.IntEnum):
     INTERRUPTED = 130
 
 
-# markup off: file names like "photo[1].png" must print as they are
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
-out = Console(highlight=False, soft_wrap=True, markup=False)
+# markup and emoji off: file names like "photo[1].png" or "a:smile:.png" must print as they are. Emoji
+# codes would also be imported lazily on the first print, and a Ctrl-C landing inside that import
+# left rich half-imported (an "internal error" instead of exit 130).
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
 FORMATS = ["same", *dict.fromkeys(imageio.WRITABLE)]
 
 
@@ -293,8 +295,8 @@ class CallsETA(ProgressColumn):
 
 def _progress(show: bool) -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), CallsETA(),
-        console=err, disable=not show, transient=False,
+        TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        CallsETA(), console=err, disable=not show, transient=False,
     )
 
 

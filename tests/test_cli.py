@@ -279,3 +279,12 @@ def test_sdedit_over_auto_asks_for_a_depth(inputs, tmp_path, tiny_model):
     assert "error: --method sdedit: needs --depth (the preset leaves the depth to auto mode)" in r.output
     r = restore(inputs / "a.png", tmp_path / "out", "--model", tiny_model, "--method", "sdedit", "--depth", "3")
     assert r.exit_code == 0, r.output
+
+
+def test_file_names_print_as_they_are(tmp_path, tiny_model):
+    # neither rich markup ("[1]") nor emoji codes (":smile:") may rewrite a file name in the report
+    d = tmp_path / "in"
+    write_image(d / "a:smile:[1].png", (12, 10))
+    r = restore(d, tmp_path / "out", "--model", tiny_model, *FAST)
+    assert r.exit_code == 0, r.output
+    assert "a:smile:[1].png" in r.output and "\U0001f604" not in r.output
