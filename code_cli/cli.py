@@ -239,7 +239,7 @@ def _dry_run(pipe, plan: Plan, cfg: RestoreConfig, preset_name: str, device, thr
     of this model on this device."""
     from code_cli.runner import estimate_seconds
 
-    auto = cfg.mode == "auto" and cfg.method == "code"
+    auto = cfg.auto_mode
     total_calls, total_seconds, unedited, tiled = 0, 0.0, 0, []
     estimates = {}
     for j in plan.jobs:

@@ -215,8 +215,8 @@ class CODEPipeline(DiffusionPipeline):
         threshold = M.make_threshold(config.quantile, config.max_threshold) if config.thresholding else M.no_threshold
         tile = self.tile_size(config.tile, x.shape[-2:])
         base = {"device": str(device), "dtype": dtype_name, "size_mode": self.size_mode(config.size_policy)}
-        x, unmap, gains = _range_map(x, _uses_range_map(config))
-        if _auto_mode(config):
+        x, unmap, gains = _range_map(x, config.maps_range)
+        if config.auto_mode:
             return self._auto(image, x, back, seeds, config, levels, threshold, tile, dtype, base, start, progress,
                               layout, unmap, gains)
 
@@ -310,18 +310,8 @@ class CODEPipeline(DiffusionPipeline):
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"expected a (B, 3, H, W) batch, got {tuple(image.shape)}")
         x, _ = self.to_model_size(image.float(), self.size_mode(config.size_policy))
-        x, _, _ = _range_map(x, _uses_range_map(config))  # as __call__ does
+        x, _, _ = _range_map(x, config.maps_range)  # as __call__ does
         return auto_choices(x, M.make_levels(self.scheduler.alphas_cumprod, config.steps), config)
-
-
-def _auto_mode(config: RestoreConfig) -> bool:
-    return config.mode == "auto" and config.method == "code"
-
-
-def _uses_range_map(config: RestoreConfig) -> bool:
-    """range_map "auto" maps fixed-depth edits only: auto mode's level follows the noise on the image's
-    own scale, and its edits were measured without the map (docs/auto.md)."""
-    return config.range_map == "on" or (config.range_map == "auto" and not _auto_mode(config))
 
 
 def _range_map(

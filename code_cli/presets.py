@@ -73,6 +73,17 @@ class RestoreConfig:
         return code_calls(self.depth, [self.langevin_steps] * (1 + len(self.extra_corrections)))
 
     @property
+    def auto_mode(self) -> bool:
+        """Whether auto mode chooses per image (it runs with CODE; SDEdit takes the depth as given)."""
+        return self.mode == "auto" and self.method == "code"
+
+    @property
+    def maps_range(self) -> bool:
+        """Whether a low-contrast image is edited on the training range (method/range_map.py): "auto" maps
+        fixed-depth edits only, as auto mode's level follows the noise on the image's own scale."""
+        return self.range_map == "on" or (self.range_map == "auto" and not self.auto_mode)
+
+    @property
     def auto_max_depth(self) -> int:
         return max(1, int(self.steps * AUTO_MAX_DEPTH_FRACTION))
 

@@ -176,7 +176,7 @@ class Run:
         for item, msg in plan.clashes:
             self._fail(summary, item, None, msg)
         todo = self._triage(plan.jobs, summary)
-        self.events.started(todo, self.cfg.nfe, at_most=self.cfg.mode == "auto" and self.cfg.method == "code")
+        self.events.started(todo, self.cfg.nfe, at_most=self.cfg.auto_mode)
         self._attempted = 0
         try:
             for batch, loaded in self._batches(todo, summary):

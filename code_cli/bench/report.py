@@ -267,14 +267,14 @@ def auto_checks(rows: list[dict], swd: dict[tuple[str, str], float], corruptions
     mean = {m: float(np.mean([r["psnr"] for r in rows if r["method"] == m])) for m in methods}
     out = []
     fixed = [m for m in methods if m.startswith("code:") and m != key]
+    def sw(c: str, m: str) -> float:  # NaN where missing: every comparison with it is False
+        return swd.get((c, m), math.nan)
+
     if fixed:
-        def both(m: str) -> str:
-            d_swd = swd.get(("all", m), math.nan) - swd.get(("all", key), math.nan)
-            return f"{short(m)} {mean[key] - mean[m]:+.2f} dB, patch SWD {-d_swd:+.0f}"
-        wins = [m for m in fixed if mean[key] > mean[m] and swd.get(("all", key), math.inf) < swd.get(("all", m),
-                                                                                                      -math.inf)]
+        wins = [m for m in fixed if mean[key] > mean[m] and sw("all", key) < sw("all", m)]
         out.append("- **Against the fixed presets** (auto minus each, over all images): "
-                   + "; ".join(both(m) for m in fixed)
+                   + "; ".join(f"{short(m)} {mean[key] - mean[m]:+.2f} dB, patch SWD "
+                               f"{sw('all', key) - sw('all', m):+.0f}" for m in fixed)
                    + f". Better in both mean PSNR and patch SWD than {len(wins)} of {len(fixed)}.")
     if "input" in methods:
         ok = [c for c in corruptions if p[(c, key)] >= p[(c, "input")] - input_slack]
@@ -289,14 +289,13 @@ def auto_checks(rows: list[dict], swd: dict[tuple[str, str], float], corruptions
                    + ", ".join(f"{c} {g:+.2f} dB" for c, g in gaps) + ".")
     twin = key.replace("code:", "sdedit:")
     if twin in methods:
-        by_psnr = {c for c in corruptions if p[(c, key)] > p[(c, twin)] + MARGIN_DB}
-        by_swd = {c for c in corruptions if swd.get((c, key), math.inf) < swd.get((c, twin), -math.inf) - SWD_MARGIN}
-        lost = [c for c in corruptions if c not in by_psnr | by_swd
-                and (p[(c, key)] < p[(c, twin)] - MARGIN_DB or swd.get((c, key), 0) > swd.get((c, twin), 0)
-                     + SWD_MARGIN)]
+        better = [c for c in corruptions
+                  if p[(c, key)] > p[(c, twin)] + MARGIN_DB or sw(c, key) < sw(c, twin) - SWD_MARGIN]
+        lost = [c for c in corruptions if c not in better
+                and (p[(c, key)] < p[(c, twin)] - MARGIN_DB or sw(c, key) > sw(c, twin) + SWD_MARGIN)]
         out.append(f"- **Against its SDEdit twin** (same timestep and calls per image): better on "
-                   f"{len(by_psnr | by_swd)} of {len(corruptions)} corruptions in PSNR (> {MARGIN_DB} dB) or patch SWD "
-                   f"(> {SWD_MARGIN:.0f} lower): {', '.join(c for c in corruptions if c in by_psnr | by_swd) or 'none'}"
+                   f"{len(better)} of {len(corruptions)} corruptions in PSNR (> {MARGIN_DB} dB) or patch SWD "
+                   f"(> {SWD_MARGIN:.0f} lower): {', '.join(better) or 'none'}"
                    f"; worse on {len(lost)}" + (f" ({', '.join(lost)})" if lost else "")
                    + "; the rest are ties, mostly images both leave alone.")
     return out
