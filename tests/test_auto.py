@@ -12,7 +12,17 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from code_cli import method as M
-from code_cli.method.auto import KAPPA, NOISE_FLOOR, banded_noise_std, level_for_noise, noise_std
+from code_cli.method.auto import (
+    KAPPA,
+    LINE_FLOOR,
+    LINE_KAPPA,
+    LINE_LANGEVIN_STEPS,
+    NOISE_FLOOR,
+    banded_noise_std,
+    level_for_noise,
+    line_noise_std,
+    noise_std,
+)
 from code_cli.pipeline import CODEPipeline
 from code_cli.presets import RestoreConfig, build_config
 from tests.conftest import GaussianEps, gens
@@ -216,3 +226,55 @@ def test_banded_estimate_reads_signal_dependent_noise_more_fully_and_sets_the_le
     assert c.sigma_hat == pytest.approx(whole / 2, abs=1e-4)
     assert c.sigma_level == pytest.approx(banded / 2, abs=1e-4)
     assert c.depth == level_for_noise(M.make_levels(abar_T, 100), banded, KAPPA["sample"])
+
+
+def lined(sigma01: float, size: int = 96, seed: int = 0, rows: bool = False) -> torch.Tensor:
+    """smooth() plus an offset per column (per row with rows=True) and channel, N(0, sigma01) on [0, 1]:
+    noise constant along one direction, as from stuck sensor columns or scan lines."""
+    z = torch.randn(1, 3, 1, size, generator=torch.Generator().manual_seed(seed))
+    x = smooth(1, size) + 2 * sigma01 * z
+    return x.transpose(-1, -2).contiguous() if rows else x
+
+
+@pytest.mark.parametrize("rows", [False, True])
+@pytest.mark.parametrize("sigma01", [0.05, 0.1, 0.2])
+def test_line_estimate_reads_column_and_row_noise(sigma01, rows):
+    """Offsets o_j ~ N(0, s) per column: the column profile's second difference has std s sqrt(6), which
+    Immerkaer's scaling reads as s. The 2-d estimate cancels them (a constant along the columns)."""
+    x = lined(sigma01, rows=rows)
+    assert float(line_noise_std(x)[0]) / 2 == pytest.approx(sigma01, rel=0.15)
+    assert float(noise_std(x)[0]) / 2 < 0.1 * sigma01
+
+
+@pytest.mark.parametrize("sigma01", [0.05, 0.1, 0.2, 0.3])
+def test_line_estimate_reads_white_noise_and_smooth_content_as_none(sigma01):
+    """White noise averages away down a column to s / sqrt(H); that share is taken out. What is left is
+    the estimate's own scatter (about 7% of s / sqrt(H) over 62 columns x 3 channels), far below the floor."""
+    assert float(line_noise_std(smooth(1, 64))[0]) < 1e-6
+    assert float(line_noise_std(noisy(sigma01, n=3, size=64)).max()) / 2 < 0.5 * LINE_FLOOR
+
+
+def test_line_noise_is_edited_at_a_level_that_tracks_it(abar_T):
+    lv = M.make_levels(abar_T, 100)
+    choices = [M.choose(lined(s), lv)[0] for s in (0.06, 0.1, 0.2)]
+    for c in choices:
+        assert c.edit and c.entry == "noise" and c.langevin_steps == LINE_LANGEVIN_STEPS
+        assert c.sigma_hat < NOISE_FLOOR  # the white-noise estimate alone would have left it
+        assert c.depth == level_for_noise(lv, 2 * c.sigma_lines, LINE_KAPPA)
+        assert "line noise" in c.reason
+    depths = [c.depth for c in choices]
+    assert depths == sorted(depths) and len(set(depths)) == 3, depths
+    weak = M.choose(lined(0.5 * LINE_FLOOR), lv)[0]
+    assert not weak.edit
+    # a flag still wins
+    assert M.choose(lined(0.1), lv, langevin_steps=0)[0].langevin_steps == 0
+
+
+def test_line_noise_and_white_noise_take_the_deeper_level(abar_T):
+    lv = M.make_levels(abar_T, 100)
+    g = torch.Generator().manual_seed(1)
+    white = 2 * 0.3 * torch.randn(1, 3, 96, 96, generator=g)
+    c = M.choose(lined(0.06) + white, lv)[0]
+    assert c.sigma_lines >= LINE_FLOOR
+    assert c.depth == max(level_for_noise(lv, 2 * c.sigma_level, KAPPA["sample"]),
+                          level_for_noise(lv, 2 * c.sigma_lines, LINE_KAPPA))
