@@ -10,7 +10,9 @@ Methods: `input` (the corrupted image), `nl_means` and `bm3d` (blind: noise std 
 estimate), `one_step` (the prior's clean estimate at that noise level), and any preset NAME, which
 runs CODE (`code:NAME`) and SDEdit at the same timestep and the same network calls (`sdedit:NAME`).
 Honest protocol: one sample per image, nothing selected with the clean image.
-Writes results.csv (every image x method), swd.csv (per set), results.md, plots and grids to --out.
+Writes results.csv (every image x method), swd.csv (per set), results.md, plots, grids and run.npz
+to --out. `--reuse DIR` keeps the methods of the run saved in DIR that --methods does not name, on
+that run's corrupted images: re-measure one preset without restoring with all the others again.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import argparse
 import csv
 import math
 import os
-import pickle
 import platform
 import shlex
 import sys
@@ -32,7 +33,7 @@ import torch
 from PIL import Image
 
 from code_cli import imageio
-from code_cli.bench import baselines, report
+from code_cli.bench import baselines, report, saved
 from code_cli.bench.corrupt import CORRUPTIONS, FAMILIES, corrupt
 from code_cli.bench.make_examples import clean_for
 from code_cli.bench.metrics import Brisque, immerkaer_sigma, psnr, ssim, to_unit
@@ -198,6 +199,11 @@ def auto_twin(pipe: CODEPipeline, cfg: RestoreConfig, x: torch.Tensor, chunk: li
     return out
 
 
+def reused_method(key: str) -> Method:
+    """The Method a saved run's key names (for the report's labels; it is not run again)."""
+    return Method(key)
+
+
 def write_csv(path: Path, rows: list[dict]) -> None:
     with path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -230,6 +236,9 @@ def parse_args(argv):
                     help="processes for the classical baselines (default: half the CPU cores)")
     ap.add_argument("--seed", type=int, default=0, help="corruption seeds; restoring uses each preset's seed")
     ap.add_argument("--out", type=Path, default=Path("bench-out"))
+    ap.add_argument("--reuse", type=Path, default=None, metavar="DIR",
+                    help="keep the methods of the run saved in DIR (its run.npz) that --methods does not name, "
+                         "on that run's corrupted images; --methods '' redraws its report")
     ap.add_argument("--doc", type=Path, default=None,
                     help="also write this markdown report, its images under <its folder>/bench/")
     a = ap.parse_args(argv)
@@ -268,16 +277,26 @@ def run(a, argv: list[str]) -> None:
     corruptions = parse_corruptions(a.corruptions)
     methods = parse_methods(a.methods, {"model": a.model, "device": a.device, "dtype": a.dtype})
     a.out.mkdir(parents=True, exist_ok=True)
-    items = make_items(photos, corruptions, a.size, a.severity, a.seed)
+    kept = saved.load(a.reuse) if a.reuse else None
+    if kept is not None:
+        saved.check_matches(kept, [p.name for p in photos], corruptions, a.size, a.severity, a.reuse)
+        items = [Item(p, c, cl / 255.0, bad / 255.0, float(s))
+                 for p, c, cl, bad, s in zip(kept.photos, kept.corruptions, kept.clean, kept.corrupted, kept.sigma)]
+        keep = [k for k in kept.methods if k not in {m.key for m in methods}]
+    else:
+        items, keep = make_items(photos, corruptions, a.size, a.severity, a.seed), []
     print(f"{len(photos)} photos x {len(corruptions)} corruptions at {a.size} px, severity {a.severity}: "
-          f"{len(items)} images; methods: {', '.join(m.key for m in methods)}", flush=True)
+          f"{len(items)} images; methods: {', '.join(m.key for m in methods)}"
+          + (f"; kept from {a.reuse}: {', '.join(keep)}" if keep else ""), flush=True)
     pipes: dict[str, CODEPipeline] = {}
     for m in methods:
         model = (m.config.model if m.config else a.model or "code-prior-s") if m.key != "input" else None
         if model and m.key not in ("nl_means", "bm3d") and model not in pipes:
             pipes[model] = CODEPipeline.from_pretrained(model)
     brisque = Brisque()
-    rows, restored, failed = [], {}, []
+    rows = [r for r in kept.rows if r["method"] in keep] if kept else []
+    restored = {k: [im / 255.0 for im in kept.restored[k]] for k in keep} if kept else {}
+    failed = []
     for m in methods:
         t0 = time.perf_counter()
         try:
@@ -299,11 +318,16 @@ def run(a, argv: list[str]) -> None:
         print(f"{m.key}: mean PSNR {np.mean([r['psnr'] for r in mine]):.2f} dB, SSIM "
               f"{np.mean([r['ssim'] for r in mine]):.3f}, {mine[0]['nfe']} calls, "
               f"{time.perf_counter() - t0:.0f} s", flush=True)
-    methods = [m for m in methods if m.key in restored]
-    swd_rows = []
+    fresh = [m for m in methods if m.key in restored]
+    # The report's order: the saved run's, each re-measured method in its old place, new ones last.
+    by_key = {m.key: m for m in fresh}
+    order = [k for k in (kept.methods if kept else []) if k in keep or k in by_key]
+    order += [m.key for m in fresh if m.key not in order]
+    methods = [by_key[k] if k in by_key else reused_method(k) for k in order]
+    swd_rows = [r for r in kept.swd_rows if r["method"] in keep] if kept else []
     if len(photos) >= 2:
         ref = PatchSWD([it.clean for it in items if it.corruption == corruptions[0]], seed=a.seed)
-        for m in methods:
+        for m in fresh:
             for c in corruptions:
                 sel = [img for img, it in zip(restored[m.key], items) if it.corruption == c]
                 swd_rows.append({"corruption": c, "method": m.key, "swd": ref(sel)})
@@ -315,10 +339,15 @@ def run(a, argv: list[str]) -> None:
         "photos": photos, "photos_spec": str(a.photos), "size": a.size, "severity": a.severity,
         "corruptions": corruptions, "methods": methods, "wall": wall, "machine": machine(a),
         "batch": a.batch, "dtype": a.dtype, "failed": failed,
+        "kept": {"methods": keep, "command": kept.command} if keep else None,
     }
-    # Everything the report needs, so a report can be redrawn without restoring again.
-    with (a.out / "run.pkl").open("wb") as f:
-        pickle.dump({"rows": rows, "swd_rows": swd_rows, "items": items, "restored": restored, "setup": setup}, f)
+    if kept is not None and not fresh:  # a redraw: the report is the saved run's own
+        setup.update(command=kept.command, wall=kept.wall, machine=kept.machine, kept=kept.kept)
+    if rows:
+        write_csv(a.out / "results.csv", rows)
+    # Everything the report needs, so a later run can keep these methods or redraw the report.
+    saved.save(a.out, items, {m.key: restored[m.key] for m in methods}, rows, swd_rows, a.severity,
+               setup["command"], setup["wall"], setup["machine"], setup["kept"])
     summary = report.write_all(rows, swd_rows, items, restored, setup, a.out, a.doc)
     print(summary)
     print(f"wrote {a.out}/results.csv, swd.csv, results.md, plots and grids; wall time {wall / 60:.1f} min"
