@@ -216,7 +216,8 @@ def _one(
         return AutoChoice(
             edit=False, depth=0, t=0, epsilon=e, langevin_steps=K, entry="noise", finish=finish,
             sigma_hat=round(s01, 5), sigma_level=round(s01, 5), sigma_lines=lines01,
-            reason=f"noise estimate {s01:.3f} < {floor} (on [0, 1]): left unedited",
+            reason=f"noise estimate {s01:.3f} < {floor} and line noise {lines01:.3f} < {LINE_FLOOR} (on [0, 1]): "
+                   "left unedited",
         )
     k_white = level_for_noise(levels, 2 * level_s01, kappa) if s01 >= floor else 0
     k_lines = level_for_noise(levels, 2 * lines01, LINE_KAPPA) if has_lines else 0
