@@ -150,6 +150,8 @@ def _coerce(key: str, value: Any, where: str) -> Any:
             raise bad
         return float(value)
     if kind == "str":
+        if isinstance(value, bool) and key in _CHOICES and {"on", "off"} <= set(_CHOICES[key]):
+            value = "on" if value else "off"  # YAML 1.1 reads an unquoted on / off as true / false
         if not isinstance(value, str):
             raise bad
         if key in _CHOICES and value not in _CHOICES[key]:

@@ -122,3 +122,12 @@ def test_auto_mode_maps_only_when_asked(tiny_pipe):
 def test_the_preset_key_is_checked():
     with pytest.raises(ConfigError, match="range.map"):
         build_config("default", {"range_map": "sideways"})
+
+
+@pytest.mark.parametrize(("line", "value"), [("range_map: on", "on"), ("range_map: off", "off"),
+                                             ("range_map: 'on'", "on"), ("range_map: auto", "auto")])
+def test_unquoted_on_and_off_in_a_preset_file_mean_what_they_say(tmp_path, line, value):
+    """YAML 1.1 (yaml.safe_load) reads an unquoted on / off as a boolean; the docs write them unquoted."""
+    p = tmp_path / "mine.yaml"
+    p.write_text(f"depth: 6\n{line}\n")
+    assert build_config(str(p))[0].range_map == value
