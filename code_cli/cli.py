@@ -124,6 +124,12 @@ def main(
                  "(auto: fixed-depth presets only)"
         )
     ] = None,
+    strength: Annotated[
+        Optional[float], typer.Option(
+            help="auto mode: how much to act, (0, 4]; above 1 it treats weaker noise and enters deeper, below 1 "
+                 "it leaves more alone (default 1, the measured rule)"
+        )
+    ] = None,
     threads: Annotated[
         int, typer.Option("--threads", help="CPU threads for the network (0 = the CPUs this process may use)")
     ] = 0,
@@ -160,7 +166,7 @@ def main(
     flags = dict(
         model=model, method=method, steps=steps, depth=depth, langevin_steps=langevin_steps, epsilon=epsilon,
         cbc=cbc, eta=eta, quantile=quantile, seed=seed, samples=samples, batch_size=batch_size, device=device,
-        tile=tile, dtype=dtype, range_map=range_map,
+        tile=tile, dtype=dtype, range_map=range_map, strength=strength,
     )
     spec = RunSpec(input=input, output=output, fmt=format, suffix=suffix, overwrite=overwrite,
                    skip_existing=skip_existing, recursive=recursive, grid=grid)

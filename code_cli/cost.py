@@ -13,6 +13,8 @@ from collections.abc import Sequence
 # this many Langevin steps (the `default` preset's K). Here, not in method.auto, so that presets can
 # bound auto's cost without importing torch.
 AUTO_ENCODE_LANGEVIN_STEPS = 20
+# auto mode on line noise (constant along columns or rows): Langevin steps at the level (method.auto).
+AUTO_LINE_LANGEVIN_STEPS = 4
 
 
 def code_calls(depth: int, langevin_steps: Sequence[int]) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from code_cli.cost import AUTO_ENCODE_LANGEVIN_STEPS, auto_calls, code_calls, sdedit_calls
+from code_cli.cost import AUTO_ENCODE_LANGEVIN_STEPS, AUTO_LINE_LANGEVIN_STEPS, auto_calls, code_calls, sdedit_calls
 from code_cli.errors import ConfigError
 
 DEFAULT_PRESET = "auto"
@@ -45,6 +45,9 @@ class RestoreConfig:
     # auto | on | off: edit a low-contrast image on the training photographs' range (method/range_map.py);
     # auto: for fixed-depth edits, not for auto mode's noise-matched ones
     range_map: str = "auto"
+    # auto mode: how much it acts. s scales the noise it leaves alone (floors / s) and the level it
+    # enters at (its multiple of the estimate x s); 1 is the measured rule (docs/auto.md, "Strength")
+    strength: float = 1.0
     annealing_stages: int = 4  # A
     annealing_factor: float = 0.8  # c
     extra_corrections: tuple[tuple[int, float], ...] = ()  # shallower (depth, epsilon) pairs, K steps each
@@ -93,13 +96,17 @@ class RestoreConfig:
         if self.depth is not None:  # a given depth is reached by ODE inversion
             K = AUTO_ENCODE_LANGEVIN_STEPS if self.langevin_steps is None else self.langevin_steps
             return auto_calls(True, self.depth, K, encode=True, sample=sample)
-        return auto_calls(True, self.auto_max_depth, self.langevin_steps or 0, encode=False, sample=sample)
+        # Langevin steps: as given, else the most auto picks (line noise takes some, white noise none)
+        K = AUTO_LINE_LANGEVIN_STEPS if self.langevin_steps is None else self.langevin_steps
+        return auto_calls(True, self.auto_max_depth, K, encode=False, sample=sample)
 
     def hash(self) -> str:
         """Hash of everything that changes the pixels (not batch size, device choice or sample count)."""
         d = asdict(self)
         for k in ("batch_size", "samples"):
             d.pop(k)
+        if d["strength"] == 1.0:  # added later: at its neutral value the runs made before it keep their hash
+            d.pop("strength")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_yaml(self) -> str:
@@ -186,6 +193,9 @@ def validate(cfg: RestoreConfig, where: str = "config", origins: dict[str, str] 
         need(cfg.mode == "auto" or getattr(cfg, key) is not None, key, "can be 'auto' only with mode: auto")
     need(cfg.mode == "auto" or cfg.finish == "sample", "finish", "can be 'mean' only with mode: auto")
     need(cfg.mode == "fixed" or not cfg.extra_corrections, "mode", "auto cannot take extra_corrections")
+    need(0 < cfg.strength <= 4, "strength", "must be in (0, 4]")
+    need(cfg.strength == 1.0 or cfg.mode == "auto", "strength",
+         "works in auto mode only (a fixed preset's depth says how much it edits: give --depth)")
     if cfg.method == "sdedit" and cfg.depth is None and origins.get("method") == "--method":
         # the user asked for SDEdit over a preset that leaves the depth to auto: say what to add
         raise ConfigError("--method sdedit: needs --depth (the preset leaves the depth to auto mode)")

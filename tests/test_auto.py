@@ -12,6 +12,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from code_cli import method as M
+from code_cli.cli import app
+from code_cli.errors import ConfigError
 from code_cli.method.auto import (
     KAPPA,
     LINE_FLOOR,
@@ -149,9 +151,10 @@ def test_the_config_bound_covers_every_choice(abar_T):
     for kw in ({}, {"depth": 9}, {"langevin_steps": 4}, {"depth": 3, "langevin_steps": 0}, {"finish": "mean"}):
         cfg = auto_config(**kw)
         lv = M.make_levels(abar_T, cfg.steps)
-        x = torch.cat([noisy(s, n=1, seed=i) for i, s in enumerate((0.0, 0.05, 0.2, 0.5))])
+        x = torch.cat([noisy(s, n=1, size=96, seed=i) for i, s in enumerate((0.0, 0.05, 0.2, 0.5))]
+                      + [lined(0.3), lined(0.2) + noisy(0.5, n=1, size=96)])
         chosen = M.choose(x, lv, depth=cfg.depth, epsilon=cfg.epsilon, langevin_steps=cfg.langevin_steps,
-                          max_depth=cfg.auto_max_depth, finish=cfg.finish)
+                          max_depth=cfg.auto_max_depth, finish=cfg.finish, strength=4.0)
         assert max(c.nfe for c in chosen) <= cfg.nfe, (kw, [c.nfe for c in chosen], cfg.nfe)
 
 
@@ -186,8 +189,6 @@ def test_given_depth_edits_even_a_clean_image(tiny_pipe):
 
 
 def test_cli_writes_an_unedited_8bit_png_bit_exact(tmp_path, tiny_model):
-    from code_cli.cli import app
-
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:40, 0:56]
     arr = np.stack([xx * 4, yy * 5, 100 + xx + yy], -1).clip(0, 255).astype(np.uint8)
@@ -278,3 +279,49 @@ def test_line_noise_and_white_noise_take_the_deeper_level(abar_T):
     assert c.sigma_lines >= LINE_FLOOR
     assert c.depth == max(level_for_noise(lv, 2 * c.sigma_level, KAPPA["sample"]),
                           level_for_noise(lv, 2 * c.sigma_lines, LINE_KAPPA))
+
+
+def test_strength_scales_the_floor_and_the_level(abar_T):
+    lv = M.make_levels(abar_T, 100)
+    x = noisy(0.1, n=1, size=64)
+    assert M.choose(x, lv) == M.choose(x, lv, strength=1.0)
+    depths = [M.choose(x, lv, strength=s)[0].depth for s in (0.5, 1.0, 2.0)]
+    assert depths[0] < depths[1] < depths[2], depths
+    c = M.choose(x, lv, strength=2.0)[0]
+    assert c.depth == level_for_noise(lv, 2 * c.sigma_level, 2.0 * KAPPA["sample"]) and "strength 2" in c.reason
+    weak = noisy(0.6 * NOISE_FLOOR, n=1, size=64)  # below the floor, above half of it
+    assert not M.choose(weak, lv)[0].edit and M.choose(weak, lv, strength=2.0)[0].edit
+    assert not M.choose(noisy(0.05, n=1, size=64), lv, strength=0.5)[0].edit  # 0.05 < 0.03 / 0.5
+    assert not M.choose(lined(0.07), lv, strength=0.5)[0].edit and M.choose(lined(0.07), lv)[0].edit
+
+
+def test_strength_is_checked_and_belongs_to_auto_mode():
+    assert auto_config(strength=2.0).strength == 2.0
+    for bad in (0.0, -1.0, 5.0):
+        with pytest.raises(ConfigError, match="--strength: must be in"):
+            auto_config(strength=bad)
+    with pytest.raises(ConfigError, match="--strength: works in auto mode only"):
+        build_config("default", {"strength": 1.5})
+    # a run made before the knob existed keeps its hash at the neutral value; another value is another config
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    cfg = auto_config()
+    before = {k: v for k, v in asdict(cfg).items() if k not in ("batch_size", "samples", "strength")}
+    assert cfg.hash() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+    assert cfg.hash() != auto_config(strength=1.5).hash()
+
+
+def test_cli_strength_edits_faint_noise_auto_leaves(tmp_path, tiny_model):
+    smooth = np.tile(np.linspace(40, 200, 48, dtype=np.uint8), (48, 1))
+    faint = np.clip(smooth[..., None] + np.random.default_rng(0).normal(0, 5, (48, 48, 3)), 0, 255).astype(np.uint8)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(faint).save(tmp_path / "in" / "faint.png")
+    runner = CliRunner()
+    base = [str(tmp_path / "in"), str(tmp_path / "out"), "--model", str(tiny_model), "--dry-run"]
+    r1 = runner.invoke(app, base)
+    r2 = runner.invoke(app, [*base, "--strength", "2"])
+    assert r1.exit_code == 0 and r2.exit_code == 0, (r1.output, r2.output)
+    assert "): left unedited (0 calls)" in r1.output and "1 left unedited" in r1.output
+    assert "): left unedited" not in r2.output and "(strength 2)" in r2.output and "0 left unedited" in r2.output

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from code_cli.cost import AUTO_ENCODE_LANGEVIN_STEPS, auto_calls
+from code_cli.cost import AUTO_ENCODE_LANGEVIN_STEPS, AUTO_LINE_LANGEVIN_STEPS, auto_calls
 from code_cli.method.code import (
     CODEParams,
     Correction,
@@ -57,7 +57,7 @@ LINE_FLOOR = 0.05
 # A line pattern is not white: its level needs a larger multiple of its estimate, and 4 Langevin steps
 # at the level helped (kappa 1.5 to 3 and K 0 or 4 measured on 8 photographs, checked on 8; docs/auto.md).
 LINE_KAPPA = 2.5
-LINE_LANGEVIN_STEPS = 4
+LINE_LANGEVIN_STEPS = AUTO_LINE_LANGEVIN_STEPS
 
 # banded_noise_std: bands of local brightness, and the fewest pixels a band needs to count.
 # The level from max(whole-image, median over 6 bands) measured +0.44 dB on impulse, +0.1 on shot,
@@ -89,6 +89,7 @@ class AutoChoice:
     reason: str
     sigma_level: float = 0.0  # the std the level follows: the larger of sigma_hat and the banded reading
     sigma_lines: float = 0.0  # std of noise constant along columns or rows, on [0, 1] (line_noise_std)
+    strength: float = 1.0  # the user's scale on the floors (divided) and the level's multiples (multiplied)
 
     @property
     def nfe(self) -> int:
@@ -181,10 +182,14 @@ def level_for_noise(levels: Levels, sigma: float, kappa: float = 1.0) -> int:
 def choose(
     x: torch.Tensor, levels: Levels, *, depth: int | None = None, epsilon: float | None = None,
     langevin_steps: int | None = None, max_depth: int | None = None, finish: str = "sample",
-    floor: float = NOISE_FLOOR, kappa: float | None = None,
+    floor: float = NOISE_FLOOR, kappa: float | None = None, strength: float = 1.0,
 ) -> list[AutoChoice]:
     """One choice per image of x in [-1, 1]. A given depth, epsilon or langevin_steps is kept as
-    given (the user's flag wins); a given depth also forces an edit, reached by ODE inversion."""
+    given (the user's flag wins); a given depth also forces an edit, reached by ODE inversion.
+
+    strength s > 0 scales how much auto acts: it edits from floor / s (and LINE_FLOOR / s) and enters
+    at the level covering s x kappa x the estimate (s x LINE_KAPPA for lines); s = 1 is the rule as
+    measured."""
     r = _abs_residual(x) if min(x.shape[-2:]) >= 3 else None
     sig = noise_std(x, residual=r) / 2  # [-1, 1] -> [0, 1]
     # The level follows the fuller of the two readings; whether to edit at all, the whole-image one.
@@ -192,35 +197,38 @@ def choose(
     lines = line_noise_std(x, residual=r) / 2
     cap = levels.steps if max_depth is None else min(max_depth, levels.steps)
     kappa = KAPPA[finish] if kappa is None else kappa
-    return [_one(float(s), float(sl), float(ln), levels, depth, epsilon, langevin_steps, cap, finish, floor, kappa)
-            for s, sl, ln in zip(sig, level_sig, lines)]
+    return [_one(float(s), float(sl), float(ln), levels, depth, epsilon, langevin_steps, cap, finish, floor, kappa,
+                 strength) for s, sl, ln in zip(sig, level_sig, lines)]
 
 
 def _one(
     s01: float, level_s01: float, lines01: float, levels: Levels, depth: int | None, epsilon: float | None,
-    langevin_steps: int | None, cap: int, finish: str, floor: float, kappa: float,
+    langevin_steps: int | None, cap: int, finish: str, floor: float, kappa: float, strength: float = 1.0,
 ) -> AutoChoice:
     lines01 = round(lines01, 5)
+    floor, line_floor = floor / strength, LINE_FLOOR / strength
+    kappa, line_kappa = kappa * strength, LINE_KAPPA * strength
+    at = f", strength {strength:g}" if strength != 1.0 else ""
     if depth is not None:
         K = ENCODE_LANGEVIN_STEPS if langevin_steps is None else langevin_steps
         e = ENCODE_EPSILON if epsilon is None else epsilon
         return AutoChoice(
             edit=True, depth=depth, t=int(levels.t[depth]), epsilon=e, langevin_steps=K, entry="encode",
-            finish=finish, sigma_hat=round(s01, 5), sigma_level=round(s01, 5), sigma_lines=lines01,
+            finish=finish, sigma_hat=round(s01, 5), sigma_level=round(s01, 5), sigma_lines=lines01, strength=strength,
             reason=f"depth {depth} given (noise estimate {s01:.3f})",
         )
-    has_lines = lines01 >= LINE_FLOOR
+    has_lines = lines01 >= line_floor
     K = (LINE_LANGEVIN_STEPS if has_lines else LANGEVIN_STEPS) if langevin_steps is None else langevin_steps
     e = EPSILON if epsilon is None else epsilon
     if s01 < floor and not has_lines:
         return AutoChoice(
             edit=False, depth=0, t=0, epsilon=e, langevin_steps=K, entry="noise", finish=finish,
-            sigma_hat=round(s01, 5), sigma_level=round(s01, 5), sigma_lines=lines01,
-            reason=f"noise estimate {s01:.3f} < {floor} and line noise {lines01:.3f} < {LINE_FLOOR} (on [0, 1]): "
-                   "left unedited",
+            sigma_hat=round(s01, 5), sigma_level=round(s01, 5), sigma_lines=lines01, strength=strength,
+            reason=f"noise estimate {s01:.3f} < {floor:.3g} and line noise {lines01:.3f} < {line_floor:.3g} "
+                   f"(on [0, 1]{at}): left unedited",
         )
     k_white = level_for_noise(levels, 2 * level_s01, kappa) if s01 >= floor else 0
-    k_lines = level_for_noise(levels, 2 * lines01, LINE_KAPPA) if has_lines else 0
+    k_lines = level_for_noise(levels, 2 * lines01, line_kappa) if has_lines else 0
     k = max(k_white, k_lines)
     capped = f"; capped at level {cap}" if k > cap else ""
     k = min(k, cap)
@@ -232,7 +240,8 @@ def _one(
         why = f"noise estimate {s01:.3f}{banded} (on [0, 1]) is the diffusion noise at t = {t}"
     return AutoChoice(
         edit=True, depth=k, t=t, epsilon=e, langevin_steps=K, entry="noise", finish=finish,
-        sigma_hat=round(s01, 5), sigma_level=round(level_s01, 5), sigma_lines=lines01, reason=why + capped,
+        sigma_hat=round(s01, 5), sigma_level=round(level_s01, 5), sigma_lines=lines01, strength=strength,
+        reason=why + (f" (strength {strength:g})" if at else "") + capped,
     )
 
 
