@@ -105,6 +105,9 @@ def test_reuse_keeps_what_a_saved_run_measured_on_its_own_images(tiny_model, tmp
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: --reuse:") and "at 32 px" in err[-1] and "48 px" in err[-1]
+    with pytest.raises(SystemExit):  # another corruption seed: other pixels
+        bench.main([*common, "--seed", "1", "--methods", "", "--reuse", str(second), "--out", str(third)])
+    assert "seed 0" in capsys.readouterr().err
 
 
 def test_missing_manifest_is_one_line_naming_make_data(tmp_path, capsys):

@@ -199,11 +199,6 @@ def auto_twin(pipe: CODEPipeline, cfg: RestoreConfig, x: torch.Tensor, chunk: li
     return out
 
 
-def reused_method(key: str) -> Method:
-    """The Method a saved run's key names (for the report's labels; it is not run again)."""
-    return Method(key)
-
-
 def write_csv(path: Path, rows: list[dict]) -> None:
     with path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -279,7 +274,7 @@ def run(a, argv: list[str]) -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     kept = saved.load(a.reuse) if a.reuse else None
     if kept is not None:
-        saved.check_matches(kept, [p.name for p in photos], corruptions, a.size, a.severity, a.reuse)
+        saved.check_matches(kept, [p.name for p in photos], corruptions, a.size, a.severity, a.seed, a.reuse)
         items = [Item(p, c, cl / 255.0, bad / 255.0, float(s))
                  for p, c, cl, bad, s in zip(kept.photos, kept.corruptions, kept.clean, kept.corrupted, kept.sigma)]
         keep = [k for k in kept.methods if k not in {m.key for m in methods}]
@@ -323,7 +318,7 @@ def run(a, argv: list[str]) -> None:
     by_key = {m.key: m for m in fresh}
     order = [k for k in (kept.methods if kept else []) if k in keep or k in by_key]
     order += [m.key for m in fresh if m.key not in order]
-    methods = [by_key[k] if k in by_key else reused_method(k) for k in order]
+    methods = [by_key.get(k, Method(k)) for k in order]  # a kept method needs only its key, for the report
     swd_rows = [r for r in kept.swd_rows if r["method"] in keep] if kept else []
     if len(photos) >= 2:
         ref = PatchSWD([it.clean for it in items if it.corruption == corruptions[0]], seed=a.seed)
@@ -346,7 +341,7 @@ def run(a, argv: list[str]) -> None:
     if rows:
         write_csv(a.out / "results.csv", rows)
     # Everything the report needs, so a later run can keep these methods or redraw the report.
-    saved.save(a.out, items, {m.key: restored[m.key] for m in methods}, rows, swd_rows, a.severity,
+    saved.save(a.out, items, {m.key: restored[m.key] for m in methods}, rows, swd_rows, a.severity, a.seed,
                setup["command"], setup["wall"], setup["machine"], setup["kept"])
     summary = report.write_all(rows, swd_rows, items, restored, setup, a.out, a.doc)
     print(summary)

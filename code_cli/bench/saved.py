@@ -29,6 +29,7 @@ class SavedRun:
     corrupted: np.ndarray  # (N, H, W, 3) uint8
     sigma: np.ndarray  # (N,) Immerkaer's estimate on the corrupted image
     severity: int
+    seed: int  # the corruptions' seed
     command: str
     wall: float  # seconds the run took
     machine: str
@@ -44,10 +45,10 @@ def _u8(images) -> np.ndarray:
 
 
 def save(folder: Path, items, restored: dict[str, list[np.ndarray]], rows: list[dict], swd_rows: list[dict],
-         severity: int, command: str, wall: float, machine: str, kept: dict | None = None) -> Path:
+         severity: int, seed: int, command: str, wall: float, machine: str, kept: dict | None = None) -> Path:
     """Write folder/run.npz atomically (a stopped run leaves the previous file whole)."""
-    meta = {"version": VERSION, "severity": severity, "command": command, "wall": wall, "machine": machine,
-            "kept": kept, "methods": list(restored), "rows": rows, "swd_rows": swd_rows}
+    meta = {"version": VERSION, "severity": severity, "seed": seed, "command": command, "wall": wall,
+            "machine": machine, "kept": kept, "methods": list(restored), "rows": rows, "swd_rows": swd_rows}
     arrays = {
         "photo": np.array([it.photo for it in items]), "corruption": np.array([it.corruption for it in items]),
         "clean": _u8([it.clean for it in items]), "corrupted": _u8([it.corrupted for it in items]),
@@ -73,6 +74,7 @@ def load(folder: Path) -> SavedRun:
             return SavedRun(
                 photos=[str(p) for p in z["photo"]], corruptions=[str(c) for c in z["corruption"]],
                 clean=z["clean"], corrupted=z["corrupted"], sigma=z["sigma"], severity=int(meta["severity"]),
+                seed=int(meta.get("seed", 0)),
                 command=meta["command"], wall=float(meta["wall"]), machine=meta["machine"], kept=meta.get("kept"),
                 methods=list(meta["methods"]),
                 restored={k: z[f"restored/{k}"] for k in meta["methods"]},
@@ -82,15 +84,15 @@ def load(folder: Path) -> SavedRun:
         raise ConfigError(f"--reuse: {path}: not a readable saved run ({e.__class__.__name__}: {e})") from None
 
 
-def check_matches(run: SavedRun, photos: list[str], corruptions: list[str], size: int, severity: int,
+def check_matches(run: SavedRun, photos: list[str], corruptions: list[str], size: int, severity: int, seed: int,
                   folder: Path) -> None:
     """The saved run must hold exactly the images this run asks for, or its numbers compare nothing."""
     want = [(p, c) for p in photos for c in corruptions]
     have = list(zip(run.photos, run.corruptions))
     got_size = run.clean.shape[1] if len(run.clean) else 0
-    if want != have or got_size != size or run.severity != severity:
+    if want != have or got_size != size or run.severity != severity or run.seed != seed:
         raise ConfigError(
             f"--reuse: {folder}: its run has {len(set(run.photos))} photographs x {len(set(run.corruptions))} "
-            f"corruptions at {got_size} px, severity {run.severity}; this one asks for {len(photos)} x "
-            f"{len(corruptions)} at {size} px, severity {severity}: give the same --photos, --photo-names, "
-            f"--max-photos, --corruptions, --size and --severity")
+            f"corruptions at {got_size} px, severity {run.severity}, seed {run.seed}; this one asks for "
+            f"{len(photos)} x {len(corruptions)} at {size} px, severity {severity}, seed {seed}: give the same "
+            "--photos, --photo-names, --max-photos, --corruptions, --size, --severity and --seed")
