@@ -25,6 +25,9 @@ DEFAULT_PRESET = "auto"
 
 # Knobs auto mode chooses per image when the preset says "auto" (None here) and no flag gives them.
 AUTO_KEYS = ("depth", "epsilon", "langevin_steps")
+# Knobs added after runs were logged, with their neutral value: at it they stay out of the config hash,
+# so `--skip-existing` still recognises outputs made before the knob existed.
+LATER_KNOBS = {"strength": 1.0}
 # Auto never edits deeper than this fraction of the grid (t = 199 of 1000 on the DDPM schedules): the
 # noise corruptions measured sit below t = 120, and deeper edits repaint the photograph.
 AUTO_MAX_DEPTH_FRACTION = 0.2
@@ -105,8 +108,9 @@ class RestoreConfig:
         d = asdict(self)
         for k in ("batch_size", "samples"):
             d.pop(k)
-        if d["strength"] == 1.0:  # added later: at its neutral value the runs made before it keep their hash
-            d.pop("strength")
+        for k, neutral in LATER_KNOBS.items():
+            if d[k] == neutral:
+                d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_yaml(self) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from code_cli.bench.metrics import to_uint8
 from code_cli.errors import ConfigError
 
 FILE = "run.npz"
@@ -40,10 +41,6 @@ class SavedRun:
     swd_rows: list[dict]
 
 
-def _u8(images) -> np.ndarray:
-    return (np.clip(np.stack(images), 0, 1) * 255).round().astype(np.uint8)
-
-
 def save(folder: Path, items, restored: dict[str, list[np.ndarray]], rows: list[dict], swd_rows: list[dict],
          severity: int, seed: int, command: str, wall: float, machine: str, kept: dict | None = None) -> Path:
     """Write folder/run.npz atomically (a stopped run leaves the previous file whole)."""
@@ -51,9 +48,10 @@ def save(folder: Path, items, restored: dict[str, list[np.ndarray]], rows: list[
             "machine": machine, "kept": kept, "methods": list(restored), "rows": rows, "swd_rows": swd_rows}
     arrays = {
         "photo": np.array([it.photo for it in items]), "corruption": np.array([it.corruption for it in items]),
-        "clean": _u8([it.clean for it in items]), "corrupted": _u8([it.corrupted for it in items]),
+        "clean": to_uint8(np.stack([it.clean for it in items])),
+        "corrupted": to_uint8(np.stack([it.corrupted for it in items])),
         "sigma": np.array([it.sigma for it in items], np.float64), "meta": np.array(json.dumps(meta)),
-        **{f"restored/{k}": _u8(v) for k, v in restored.items()},
+        **{f"restored/{k}": to_uint8(np.stack(v)) for k, v in restored.items()},
     }
     path = folder / FILE
     tmp = folder / f".{FILE}.tmp.npz"

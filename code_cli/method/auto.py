@@ -148,7 +148,7 @@ def banded_noise_std(x: torch.Tensor, bands: int = BANDS, residual: torch.Tensor
     return torch.tensor(out, dtype=torch.float64)
 
 
-def line_noise_std(x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+def line_noise_std(x: torch.Tensor, white: torch.Tensor | None = None) -> torch.Tensor:
     """Std of noise that is constant along columns or along rows (stuck or miscalibrated sensor
     columns, scan lines, the CODE paper's line masks), per image of a (B, C, H, W) batch, on x's scale;
     the larger of the two directions.
@@ -157,11 +157,12 @@ def line_noise_std(x: torch.Tensor, residual: torch.Tensor | None = None) -> tor
     down each column cancels smooth content as the 2-d mask does, and averages white noise of std s
     down to about s / sqrt(H - 2), while a column offset survives whole. That white-noise share is
     taken out, so white noise reads about 0 and only the line pattern remains. The same across rows.
+    `white`: noise_std(x), where the caller has it already.
     """
     B, C, H, W = x.shape
     if H < 3 or W < 3:
         return torch.zeros(B, dtype=torch.float64)
-    white = noise_std(x, residual)
+    white = noise_std(x) if white is None else white
     x = x.detach().cpu().double()
     down_columns = (x[..., 2:] - 2 * x[..., 1:-1] + x[..., :-2]).mean(-2)  # (B, C, W - 2)
     across_rows = (x[..., 2:, :] - 2 * x[..., 1:-1, :] + x[..., :-2, :]).mean(-1)  # (B, C, H - 2)
@@ -191,10 +192,11 @@ def choose(
     at the level covering s x kappa x the estimate (s x LINE_KAPPA for lines); s = 1 is the rule as
     measured."""
     r = _abs_residual(x) if min(x.shape[-2:]) >= 3 else None
-    sig = noise_std(x, residual=r) / 2  # [-1, 1] -> [0, 1]
+    white = noise_std(x, residual=r)
+    sig = white / 2  # [-1, 1] -> [0, 1]
     # The level follows the fuller of the two readings; whether to edit at all, the whole-image one.
     level_sig = torch.maximum(sig, banded_noise_std(x, residual=r) / 2)
-    lines = line_noise_std(x, residual=r) / 2
+    lines = line_noise_std(x, white=white) / 2
     cap = levels.steps if max_depth is None else min(max_depth, levels.steps)
     kappa = KAPPA[finish] if kappa is None else kappa
     return [_one(float(s), float(sl), float(ln), levels, depth, epsilon, langevin_steps, cap, finish, floor, kappa,
@@ -208,7 +210,7 @@ def _one(
     lines01 = round(lines01, 5)
     floor, line_floor = floor / strength, LINE_FLOOR / strength
     kappa, line_kappa = kappa * strength, LINE_KAPPA * strength
-    at = f", strength {strength:g}" if strength != 1.0 else ""
+    scaled = strength != 1.0
     if depth is not None:
         K = ENCODE_LANGEVIN_STEPS if langevin_steps is None else langevin_steps
         e = ENCODE_EPSILON if epsilon is None else epsilon
@@ -225,7 +227,7 @@ def _one(
             edit=False, depth=0, t=0, epsilon=e, langevin_steps=K, entry="noise", finish=finish,
             sigma_hat=round(s01, 5), sigma_level=round(s01, 5), sigma_lines=lines01, strength=strength,
             reason=f"noise estimate {s01:.3f} < {floor:.3g} and line noise {lines01:.3f} < {line_floor:.3g} "
-                   f"(on [0, 1]{at}): left unedited",
+                   f"(on [0, 1]{f', strength {strength:g}' if scaled else ''}): left unedited",
         )
     k_white = level_for_noise(levels, 2 * level_s01, kappa) if s01 >= floor else 0
     k_lines = level_for_noise(levels, 2 * lines01, line_kappa) if has_lines else 0
@@ -241,7 +243,7 @@ def _one(
     return AutoChoice(
         edit=True, depth=k, t=t, epsilon=e, langevin_steps=K, entry="noise", finish=finish,
         sigma_hat=round(s01, 5), sigma_level=round(level_s01, 5), sigma_lines=lines01, strength=strength,
-        reason=why + (f" (strength {strength:g})" if at else "") + capped,
+        reason=why + (f" (strength {strength:g})" if scaled else "") + capped,
     )
 
 
