@@ -9,7 +9,8 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: run test test-fast lint bench bench-speed model-card examples data train train-17 gpu-prep train-m-gpu clean
+.PHONY: run test test-fast lint bench bench-speed bench-doc model-card model-card-doc examples data train train-17 \
+	train-doc gpu-prep train-m-gpu clean debs
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,17 +23,32 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# Debian packages for printed pages: the fonts the document prior trains and is judged on, and
+# Tesseract, the OCR engine that judges it (tests, bench-doc, train-doc). Installed when missing
+# (needs root, as on this project's machines); elsewhere: apt-get install $(DOC_DEBS).
+DOC_DEBS := tesseract-ocr tesseract-ocr-eng fonts-noto-core fonts-freefont-ttf fonts-crosextra-carlito \
+	fonts-crosextra-caladea
+$(VENV)/.debs: $(VENV)/.installed
+	@missing=$$(for p in $(DOC_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	touch $@
+
+debs: $(VENV)/.debs
+
 run: $(VENV)/.installed
 	$(VENV)/bin/code-restore examples/corrupted out --grid --overwrite
 
-test: $(VENV)/.installed
+test: $(VENV)/.debs
 	$(VENV)/bin/ruff check .
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
-test-fast: $(VENV)/.installed
+test-fast: $(VENV)/.debs
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
 
 # The measuring instrument: the held-out photographs of `make data` x 21 corruptions x every method
@@ -49,9 +65,19 @@ bench-quick: $(VENV)/.installed
 bench-speed: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(PY) -m code_cli.bench.speed --size 256 --batch 1 4 --dtype float32 bfloat16
 
+# Printed pages in held-out fonts x 10 document degradations (and clean pages) x the classical
+# clean-ups and the doc preset, read by Tesseract: docs/benchmark-doc.md names its own command.
+bench-doc: $(VENV)/.debs
+	HF_HUB_OFFLINE=1 $(PY) -m code_cli.bench --domain doc --out bench-out/doc $(BENCH_FLAGS)
+
 # Denoising and round-trip figures of the embedded prior on the 16 held-out photographs (needs `make data`).
 model-card: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(PY) -m code_cli.bench.prior_eval --out code_cli/weights/code-prior-s
+
+# The same figures for code-prior-doc, on held-out pages, beside code-prior-s.
+model-card-doc: $(VENV)/.debs
+	HF_HUB_OFFLINE=1 $(PY) -m code_cli.bench.prior_eval --model code-prior-doc --compare photo=code-prior-s \
+		--pages 8 --curve code_cli/weights/code-prior-doc/curve.jsonl --out code_cli/weights/code-prior-doc
 
 # Rebuilds examples/ from the held-out photographs (needs mate-backgrounds).
 examples: $(VENV)/.installed
@@ -76,6 +102,18 @@ train: $(VENV)/.installed
 	$(PY) -m code_cli.prior.train --data data/photos --out runs/prior --max-steps 2952 --minutes 90 --low-t-fraction 0.5
 	$(PY) -m code_cli.prior.train --data data/photos --out runs/prior --max-steps 3552 --minutes 130 --low-t-fraction 0.5 --lr-end 0.05 --ema-max 0.995
 	$(PY) -m code_cli.prior.train --out runs/prior --export code_cli/weights/code-prior-s
+
+# code-prior-doc: code-prior-s's network warm-started from code-prior-s and trained on 2,000 pages
+# rendered from the training fonts and texts (code_cli/prior/pages.py), 64 px crops, half of each
+# batch at t < 300, bfloat16 autocast. --minutes counts across sessions: the run resumes from
+# runs/prior-doc/checkpoint.pt (committed, so a fresh clone continues it) and writes the held-out
+# denoising curve to runs/prior-doc/curve.jsonl every 5 minutes. Raise DOC_MINUTES to train on.
+DOC_MINUTES ?= 70
+DOC_TRAIN = $(PY) -m code_cli.prior.train --size doc --pages 2000 --out runs/prior-doc --bf16 --channels-last
+train-doc: $(VENV)/.debs
+	$(DOC_TRAIN) --init code-prior-s --minutes $(DOC_MINUTES)
+	$(PY) -m code_cli.prior.train --out runs/prior-doc --export code_cli/weights/code-prior-doc --fp16
+	cp runs/prior-doc/curve.jsonl code_cli/weights/code-prior-doc/curve.jsonl
 
 # The same three phases on code-prior-s's first 17 photographs (the weights shipped
 # until 2026-11-27), into runs/code-prior-s-17, for comparisons.

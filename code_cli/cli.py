@@ -326,10 +326,11 @@ class TerminalEvents(Events):
     def calls(self, n: int) -> None:
         self.bar.advance(self.calls_task, n)
 
-    def done(self, job: Job, seconds: float, nfe: int) -> None:
+    def done(self, job: Job, seconds: float, nfe: int, edited: bool = True) -> None:
         self.bar.advance(self.images, 1)
         if not self.quiet:
-            cost = f"{nfe} calls, {seconds:.1f} s" if nfe else "left unedited"
+            cost = (f"{nfe} calls, {seconds:.1f} s" if nfe
+                    else "corrected, no network calls" if edited else "left unedited")
             err.print(f"{self.prefix}ok {job.item.path} -> {job.dest} ({cost})")
 
     def skipped(self, job: Job) -> None:

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 AUTO_ENCODE_LANGEVIN_STEPS = 20
 # auto mode on line noise (constant along columns or rows): Langevin steps at the level (method.auto).
 AUTO_LINE_LANGEVIN_STEPS = 4
+# auto mode on a blurred printed page (the `doc` preset): Langevin steps at the level (method.auto).
+AUTO_BLUR_LANGEVIN_STEPS = 4
 
 
 def code_calls(depth: int, langevin_steps: Sequence[int]) -> int:
@@ -30,6 +32,6 @@ def sdedit_calls(depth: int) -> int:
 def auto_calls(edit: bool, depth: int, langevin_steps: int, encode: bool, sample: bool) -> int:
     """auto: nothing for an unedited image; else L to encode (none when the input's own noise is the latent),
     K + 1 for a correction (none for K = 0), and L to decode or 1 for the one-step clean estimate."""
-    if not edit:
+    if not edit or depth == 0:  # depth 0: a page flattened without a network edit
         return 0
     return (depth if encode else 0) + (langevin_steps + 1 if langevin_steps else 0) + (depth if sample else 1)

@@ -339,7 +339,7 @@ def auto_choices(x: torch.Tensor, levels: M.Levels, config: RestoreConfig) -> li
     """The config's given knobs pinned, the rest chosen per image (all given in fixed mode)."""
     return M.choose(
         x, levels, depth=config.depth, epsilon=config.epsilon, langevin_steps=config.langevin_steps,
-        max_depth=config.auto_max_depth, finish=config.finish, strength=config.strength,
+        max_depth=config.auto_max_depth, finish=config.finish, strength=config.strength, page=config.page,
     )
 
 

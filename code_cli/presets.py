@@ -18,7 +18,14 @@ from typing import Any
 
 import yaml
 
-from code_cli.cost import AUTO_ENCODE_LANGEVIN_STEPS, AUTO_LINE_LANGEVIN_STEPS, auto_calls, code_calls, sdedit_calls
+from code_cli.cost import (
+    AUTO_BLUR_LANGEVIN_STEPS,
+    AUTO_ENCODE_LANGEVIN_STEPS,
+    AUTO_LINE_LANGEVIN_STEPS,
+    auto_calls,
+    code_calls,
+    sdedit_calls,
+)
 from code_cli.errors import ConfigError
 
 DEFAULT_PRESET = "auto"
@@ -27,7 +34,7 @@ DEFAULT_PRESET = "auto"
 AUTO_KEYS = ("depth", "epsilon", "langevin_steps")
 # Knobs added after runs were logged, with their neutral value: at it they stay out of the config hash,
 # so `--skip-existing` still recognises outputs made before the knob existed.
-LATER_KNOBS = {"strength": 1.0}
+LATER_KNOBS = {"strength": 1.0, "page": False}
 # Auto never edits deeper than this fraction of the grid (t = 199 of 1000 on the DDPM schedules): the
 # noise corruptions measured sit below t = 120, and deeper edits repaint the photograph.
 AUTO_MAX_DEPTH_FRACTION = 0.2
@@ -51,6 +58,9 @@ class RestoreConfig:
     # auto mode: how much it acts. s scales the noise it leaves alone (floors / s) and the level it
     # enters at (its multiple of the estimate x s); 1 is the measured rule (docs/auto.md, "Strength")
     strength: float = 1.0
+    # auto mode on printed pages (the `doc` preset; method/page.py): flatten uneven or faded pages
+    # and edit blurred print, besides the noise auto edits everywhere
+    page: bool = False
     annealing_stages: int = 4  # A
     annealing_factor: float = 0.8  # c
     extra_corrections: tuple[tuple[int, float], ...] = ()  # shallower (depth, epsilon) pairs, K steps each
@@ -101,7 +111,11 @@ class RestoreConfig:
             return auto_calls(True, self.depth, K, encode=True, sample=sample)
         # Langevin steps: as given, else the most auto picks (line noise takes some, white noise none)
         K = AUTO_LINE_LANGEVIN_STEPS if self.langevin_steps is None else self.langevin_steps
-        return auto_calls(True, self.auto_max_depth, K, encode=False, sample=sample)
+        bound = auto_calls(True, self.auto_max_depth, K, encode=False, sample=sample)
+        if self.page:  # blurred print is reached by ODE inversion
+            K = AUTO_BLUR_LANGEVIN_STEPS if self.langevin_steps is None else self.langevin_steps
+            bound = max(bound, auto_calls(True, self.auto_max_depth, K, encode=True, sample=sample))
+        return bound
 
     def hash(self) -> str:
         """Hash of everything that changes the pixels (not batch size, device choice or sample count)."""
@@ -198,6 +212,7 @@ def validate(cfg: RestoreConfig, where: str = "config", origins: dict[str, str] 
     need(cfg.mode == "auto" or cfg.finish == "sample", "finish", "can be 'mean' only with mode: auto")
     need(cfg.mode == "fixed" or not cfg.extra_corrections, "mode", "auto cannot take extra_corrections")
     need(0 < cfg.strength <= 4, "strength", "must be in (0, 4]")
+    need(not cfg.page or cfg.mode == "auto", "page", "works in auto mode only")
     need(cfg.strength == 1.0 or cfg.mode == "auto", "strength",
          "works in auto mode only (a fixed preset's depth says how much it edits: give --depth)")
     if cfg.method == "sdedit" and cfg.depth is None and origins.get("method") == "--method":

@@ -79,7 +79,8 @@ class Events:
 
     def calls(self, n: int) -> None: ...  # network calls just spent, summed over the batch
 
-    def done(self, job: Job, seconds: float, nfe: int) -> None: ...
+    # edited: False when the output is the input as it came (auto left it alone)
+    def done(self, job: Job, seconds: float, nfe: int, edited: bool = True) -> None: ...
 
     def skipped(self, job: Job) -> None: ...
 
@@ -283,7 +284,7 @@ class Run:
             self._fail(summary, j.item, j.dest, str(e))
             return
         summary.ok += 1
-        self.events.done(j, r.seconds, r.nfe)
+        self.events.done(j, r.seconds, r.nfe, edited=r.nfe > 0 or r.info.get("auto", {}).get("edit", True))
 
     def _fail(self, summary: Summary, item: imageio.InputItem, dest: Path | None, msg: str) -> None:
         self.log.write(ImageRecord(str(item.path), str(dest) if dest else None, "failed", error=msg,

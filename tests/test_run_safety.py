@@ -187,7 +187,7 @@ class StopAfter(Events):
     def __init__(self, n: int):
         self.n, self.finished = n, 0
 
-    def done(self, job, seconds, nfe):
+    def done(self, job, seconds, nfe, edited=True):
         self.finished += 1
 
 

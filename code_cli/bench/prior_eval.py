@@ -192,6 +192,35 @@ def load_heldout(spec: Path, cap: int, limit: int = 0) -> dict[str, np.ndarray]:
     return out
 
 
+def plot_curve(path: Path, dest: Path) -> None:
+    """Held-out one-step denoising PSNR at each noise level against training hours (train.py's probe)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    keys = [k for k in points[0] if k.startswith("psnr@")]
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+    for k in keys:
+        ax.plot([p["hours"] for p in points], [p[k] for p in points], marker=".", label=f"noise std {k[5:]}")
+    ax.set_xlabel("training time on the 2-core CPU (hours)")
+    ax.set_ylabel("one-step denoising PSNR (dB)")
+    ax.set_title("held-out fonts and texts")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(dest)
+    plt.close(fig)
+
+
+def held_out_pages(n: int, size: tuple[int, int] = (384, 256)) -> dict[str, np.ndarray]:
+    """`n` pages in the held-out fonts and texts (the document benchmark's pages), float64 in [0, 1]."""
+    from code_cli.bench.doc import make_pages
+
+    return {p.name: p.clean / 255.0 for p in make_pages(n, size, seed=1)}
+
+
 def parse_models(card: str, compare: list[str]) -> dict[str, str]:
     """{label: spec}: the card's model first (labelled by its name), then LABEL=SPEC pairs."""
     models = {Path(card).name: card}
@@ -216,22 +245,31 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--round-trip-cap", type=int, default=256, help="long side for the 150-call round trips")
     ap.add_argument("--round-trip-photos", type=int, default=4, help="how many photos get round trips (0: none)")
     ap.add_argument("--samples", type=int, default=16, help="unconditional samples in samples.png")
+    ap.add_argument("--curve", type=Path, default=None,
+                    help="the training run's curve.jsonl: also plot held-out denoising PSNR against CPU hours")
+    ap.add_argument("--pages", type=int, default=0,
+                    help="held-out rendered pages (prior/pages.py: held-out fonts and texts) instead of photos")
     a = ap.parse_args(argv)
     torch.manual_seed(0)
     start = time.perf_counter()
     specs = parse_models(a.model, a.compare)
     pipes = {label: CODEPipeline.from_pretrained(spec) for label, spec in specs.items()}
-    rows, figs = denoising_table(pipes, load_heldout(a.photos, a.cap))
+    heldout = held_out_pages(a.pages) if a.pages else load_heldout(a.photos, a.cap)
+    rows, figs = denoising_table(pipes, heldout)
     trips = []
     if a.round_trip_photos:
-        small = load_heldout(a.photos, a.round_trip_cap, a.round_trip_photos)
+        small = (dict(list(heldout.items())[: a.round_trip_photos]) if a.pages
+                 else load_heldout(a.photos, a.round_trip_cap, a.round_trip_photos))
         trips = [{"model": label, **t} for label, pipe in pipes.items() for t in round_trip(pipe, small)]
     first = next(iter(pipes.values()))
     a.out.mkdir(parents=True, exist_ok=True)
     denoise_figure(figs).save(a.out / "denoising.png")
     sample_grid(first, n=a.samples).save(a.out / "samples.png")
-    report = {"models": specs, "photos": str(a.photos), "cap": a.cap, "denoising": rows, "round_trip": trips}
+    report = {"models": specs, "photos": f"{a.pages} held-out pages" if a.pages else str(a.photos), "cap": a.cap,
+              "denoising": rows, "round_trip": trips}
     (a.out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    if a.curve:
+        plot_curve(a.curve, a.out / "curve.png")
     md = markdown(rows, trips)
     (a.out / "eval.md").write_text(md)
     print(md)

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from code_cli.cost import AUTO_ENCODE_LANGEVIN_STEPS, AUTO_LINE_LANGEVIN_STEPS, auto_calls
+from code_cli.cost import AUTO_BLUR_LANGEVIN_STEPS, AUTO_ENCODE_LANGEVIN_STEPS, AUTO_LINE_LANGEVIN_STEPS, auto_calls
+from code_cli.method import page as P
 from code_cli.method.code import (
     CODEParams,
     Correction,
@@ -65,6 +66,21 @@ LINE_LANGEVIN_STEPS = AUTO_LINE_LANGEVIN_STEPS
 BANDS = 6
 MIN_BAND_PIXELS = 50
 
+# Pages (choose(page=True), the `doc` preset; method/page.py reads them). Measured on held-out pages
+# (docs/benchmark-doc.md): clean print reads unevenness 0.00, ink contrast >= 0.73, edge width 1.5 to
+# 1.6 px; a shadow reads unevenness 0.67, faded ink contrast 0.21 to 0.26, defocus, camera shake and 3x
+# low resolution edge widths 2.4 to 4.5 px, JPEG 1.8 to 2.2.
+UNEVEN_FLOOR = 0.08
+CONTRAST_FLOOR = 0.45
+EDGE_FLOOR = 2.3
+# Blurred print is edited by CODE's ODE inversion to the level covering BLUR_GAIN x (w - EDGE_SHARP)
+# of pixel noise on [0, 1] (w the edge width), with Langevin steps there: the blur's lost detail is
+# left for the prior to redraw.
+EDGE_SHARP = 1.5
+BLUR_GAIN = 0.1
+BLUR_LANGEVIN_STEPS = AUTO_BLUR_LANGEVIN_STEPS
+BLUR_EPSILON = 0.1
+
 ENTRIES = ("encode", "noise")  # how the latent is reached: ODE inversion, or the input's own noise
 FINISHES = ("sample", "mean")  # DDIM decode to level 0, or the one-step clean estimate
 
@@ -90,6 +106,8 @@ class AutoChoice:
     sigma_level: float = 0.0  # the std the level follows: the larger of sigma_hat and the banded reading
     sigma_lines: float = 0.0  # std of noise constant along columns or rows, on [0, 1] (line_noise_std)
     strength: float = 1.0  # the user's scale on the floors (divided) and the level's multiples (multiplied)
+    flatten: bool = False  # pages: divide by the paper and stretch the ink first (method/page.py)
+    page: dict | None = None  # pages: the readings (unevenness, ink contrast, edge width)
 
     @property
     def nfe(self) -> int:
@@ -98,7 +116,7 @@ class AutoChoice:
 
     def key(self) -> tuple:
         """Images whose keys are equal can run as one batch."""
-        return (self.edit, self.depth, self.epsilon, self.langevin_steps, self.entry, self.finish)
+        return (self.edit, self.depth, self.epsilon, self.langevin_steps, self.entry, self.finish, self.flatten)
 
     def as_dict(self) -> dict:
         return {**asdict(self), "nfe": self.nfe, "choice_calls": 0}
@@ -183,14 +201,21 @@ def level_for_noise(levels: Levels, sigma: float, kappa: float = 1.0) -> int:
 def choose(
     x: torch.Tensor, levels: Levels, *, depth: int | None = None, epsilon: float | None = None,
     langevin_steps: int | None = None, max_depth: int | None = None, finish: str = "sample",
-    floor: float = NOISE_FLOOR, kappa: float | None = None, strength: float = 1.0,
+    floor: float = NOISE_FLOOR, kappa: float | None = None, strength: float = 1.0, page: bool = False,
 ) -> list[AutoChoice]:
     """One choice per image of x in [-1, 1]. A given depth, epsilon or langevin_steps is kept as
     given (the user's flag wins); a given depth also forces an edit, reached by ODE inversion.
 
     strength s > 0 scales how much auto acts: it edits from floor / s (and LINE_FLOOR / s) and enters
     at the level covering s x kappa x the estimate (s x LINE_KAPPA for lines); s = 1 is the rule as
-    measured."""
+    measured.
+
+    page: x is a printed page (the `doc` preset). An uneven or faded page is flattened first (no
+    network call) and read again; blurred print with no noise to match is edited by ODE inversion
+    to a level set by its edge width (page_choice)."""
+    if page:
+        return page_choices(x, levels, depth=depth, epsilon=epsilon, langevin_steps=langevin_steps,
+                            max_depth=max_depth, finish=finish, floor=floor, kappa=kappa, strength=strength)
     r = _abs_residual(x) if min(x.shape[-2:]) >= 3 else None
     white = noise_std(x, residual=r)
     sig = white / 2  # [-1, 1] -> [0, 1]
@@ -247,6 +272,39 @@ def _one(
     )
 
 
+def page_choices(x: torch.Tensor, levels: Levels, **knobs) -> list[AutoChoice]:
+    """choose() for printed pages: flatten where the paper is uneven or the ink faded, then auto's
+    noise rule on the (flattened) page, then, on a page with no noise to edit, the blur rule."""
+    uneven, contrast = P.unevenness(x), P.ink_contrast(x)
+    flat = (uneven >= UNEVEN_FLOOR / knobs["strength"]) | (contrast < CONTRAST_FLOOR)
+    y = torch.where(flat.view(-1, 1, 1, 1).to(x.device), P.flatten(x), x)
+    width = P.edge_width(y)
+    out = []
+    for i, c in enumerate(choose(y, levels, **knobs)):
+        readings = {"unevenness": round(float(uneven[i]), 4), "ink_contrast": round(float(contrast[i]), 4),
+                    "edge_width": round(float(width[i]), 3)}
+        c = replace(c, flatten=bool(flat[i]), page=readings)
+        if not c.edit and knobs.get("depth") is None and width[i] >= EDGE_FLOOR / knobs["strength"]:
+            c = _blur_choice(c, float(width[i]), levels, knobs)
+        if c.flatten:
+            what = "paper uneven" if uneven[i] >= UNEVEN_FLOOR / knobs["strength"] else "ink faded"
+            rest = (c.reason.replace(": left unedited", ": no network edit") if not c.edit else c.reason)
+            c = replace(c, edit=True, reason=f"{what} (unevenness {float(uneven[i]):.2f}, ink contrast "
+                        f"{float(contrast[i]):.2f}): flattened; {rest}")
+        out.append(c)
+    return out
+
+
+def _blur_choice(c: AutoChoice, width: float, levels: Levels, knobs: dict) -> AutoChoice:
+    s = knobs["strength"]
+    cap = levels.steps if knobs.get("max_depth") is None else min(knobs["max_depth"], levels.steps)
+    k = min(level_for_noise(levels, 2 * BLUR_GAIN * (width - EDGE_SHARP), s), cap)
+    K = BLUR_LANGEVIN_STEPS if knobs.get("langevin_steps") is None else knobs["langevin_steps"]
+    e = BLUR_EPSILON if knobs.get("epsilon") is None else knobs["epsilon"]
+    return replace(c, edit=True, depth=k, t=int(levels.t[k]), epsilon=e, langevin_steps=K, entry="encode",
+                   reason=f"print edges {width:.1f} px wide (blurred): CODE from t = {int(levels.t[k])}")
+
+
 def auto_restore(
     model: EpsModel, x: torch.Tensor, levels: Levels, choice: AutoChoice, params: CODEParams, threshold: Threshold,
     generators: Sequence[torch.Generator], progress: Progress | None = None,
@@ -256,6 +314,11 @@ def auto_restore(
     K = 0 means no Langevin correction at all (not one noise-free step, as in a fixed CODE run): on a
     noise entry the latent is already on the marginal, and the extra call bought nothing measurable.
     """
+    if choice.flatten:
+        # 0. a page with uneven paper or faded ink: flat white paper and black ink first
+        x = P.flatten(x)
+        if choice.depth == 0:
+            return MethodOutput(x=x, nfe=0, info={"t_latent": 0})
     base = params.corrections[0]
     c = Correction(depth=choice.depth, steps=choice.langevin_steps, epsilon=choice.epsilon,
                    stages=base.stages, factor=base.factor)

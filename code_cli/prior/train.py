@@ -31,7 +31,7 @@ import argparse
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -67,6 +67,9 @@ class TrainConfig:
     # low-noise levels are where restoration of fine detail happens.
     low_t_fraction: float = 0.0
     low_t_max: int = 300
+    # Flips and 90-degree rotations: right for photographs, wrong for print (a mirrored or
+    # sideways glyph is not a glyph), so code-prior-doc turns them off.
+    geometric: bool = True
 
 
 # Network sizes. s is code-prior-s (6.0 M parameters, sized for 90 minutes of a
@@ -75,6 +78,9 @@ class TrainConfig:
 SIZES: dict[str, TrainConfig] = {
     "s": TrainConfig(),
     "m": TrainConfig(channels=(64, 128, 256, 256), crop=64, batch=128),
+    # code-prior-doc: code-prior-s's network on rendered pages (prior/pages.py), warm-started
+    # from code-prior-s; 64 px crops hold one to three lines of the largest print.
+    "doc": TrainConfig(crop=64, batch=24, scales=(1.0,), geometric=False, low_t_fraction=0.5),
 }
 
 
@@ -93,6 +99,9 @@ class Runtime:
 ARCHITECTURE = ("channels", "layers_per_block")
 # Keys of a phase record that say where it began rather than how it trains.
 PHASE_START = ("from_step", "from_seconds")
+# Fields added after code-prior-s was trained, with the value that keeps its recipe: left out
+# of the phase record at that value, so resuming an older run does not start a new phase.
+LATER_FIELDS = {"geometric": True}
 
 
 def build_unet(cfg: TrainConfig) -> UNet2DModel:
@@ -161,9 +170,10 @@ class CropSampler:
             y = _randint(im.shape[1] - c + 1, g)
             x = _randint(im.shape[2] - c + 1, g)
             crop = im[:, y : y + c, x : x + c].float() / 255.0
-            if _randint(2, g):
-                crop = crop.flip(2)
-            crop = torch.rot90(crop, _randint(4, g), (1, 2))
+            if self.cfg.geometric:
+                if _randint(2, g):
+                    crop = crop.flip(2)
+                crop = torch.rot90(crop, _randint(4, g), (1, 2))
             out[i] = _colour_jitter(crop, g)
         return out * 2 - 1
 
@@ -200,6 +210,55 @@ class TrainingData:
     manifest: str = ""
 
 
+def load_weights(spec: str) -> dict[str, torch.Tensor]:
+    """The UNet weights of an exported model (embedded name or folder), as float32."""
+    from code_cli.models import load
+
+    unet, _, _ = load(spec)
+    return {k: v.float() for k, v in unet.state_dict().items()}
+
+
+def page_data(n: int, size: int, seed: int) -> TrainingData:
+    """`n` rendered pages of size x size px from the training fonts and texts (prior/pages.py)."""
+    from code_cli.prior.pages import TRAIN_FONTS, TRAIN_TEXTS, training_pages
+
+    started = time.monotonic()
+    pages = training_pages(n, (size, size), seed)
+    print(f"rendered {n} pages of {size} px in {time.monotonic() - started:.0f} s", flush=True)
+    families = sorted({f.family for f in TRAIN_FONTS})
+    return TrainingData(pages, [f"pages: {n} x {size} px, seed {seed}", *families, *TRAIN_TEXTS])
+
+
+def page_probe(n: int = 12, size: int = 128, sigmas: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3), seed: int = 1):
+    """One-step denoising PSNR (dB) on crops of pages in the held-out fonts and texts, at pixel
+    noise std `sigmas` on [0, 1]: the same noise every time, so points on the curve compare."""
+    from code_cli.prior.pages import HELDOUT_FONTS, HELDOUT_TEXTS, check_fonts, sample_page
+
+    check_fonts(HELDOUT_FONTS)
+    rng = np.random.default_rng(seed)
+    crops = [np.asarray(sample_page((size, size), rng, HELDOUT_FONTS, HELDOUT_TEXTS)[0]) for _ in range(n)]
+    x0 = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    abar = build_scheduler().alphas_cumprod
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for s in sigmas:
+        t = int(torch.argmin((abar - 1 / (1 + (2 * s) ** 2)).abs()))
+        cases.append((s, t, float(abar[t]), torch.randn(x0.shape, generator=g)))
+
+    def measure(unet: UNet2DModel) -> dict:
+        out = {}
+        device = next(unet.parameters()).device
+        for s, t, a, noise in cases:
+            xt = (math.sqrt(a) * x0 + math.sqrt(1 - a) * noise).to(device)
+            eps = unet(xt, torch.full((n,), t, device=device)).sample.float().cpu()
+            est = ((xt.cpu() - math.sqrt(1 - a) * eps) / math.sqrt(a)).clamp(-1, 1)
+            mse = float(((est - x0) / 2).pow(2).mean())
+            out[f"psnr@{s}"] = round(10 * math.log10(1 / mse), 3)
+        return out
+
+    return measure
+
+
 def manifest_data(folder: Path, cap: int) -> TrainingData:
     """The train split of DIR/manifest.json, checked against the files on disk."""
     manifest = read_manifest(folder, verify_files=True)
@@ -226,8 +285,13 @@ def train(
     photos: Sequence[Image.Image] | None = None,
     data: TrainingData | None = None,
     runtime: Runtime = Runtime(),
+    init: str | None = None,
+    probe: Callable[[UNet2DModel], dict] | None = None,
 ) -> Path:
-    """Train (or resume) in `out`. Data: `data`, else bare `photos` (tests), else code-prior-s's 17."""
+    """Train (or resume) in `out`. Data: `data`, else bare `photos` (tests), else code-prior-s's 17.
+    `init` names a model (embedded name or folder) of the same architecture whose weights a new
+    run starts from; a resumed run ignores it. `probe(ema)` is measured at every checkpoint and
+    appended to curve.jsonl with the step and the training time (the model card's curve)."""
     if data is None:
         data = TrainingData(list(photos), []) if photos is not None else legacy_data(cfg.cap)
     device = torch.device(runtime.device)
@@ -271,7 +335,17 @@ def train(
         print(f"resumed from {ckpt} at step {step} ({elapsed / 60:.1f} min so far)", flush=True)
     else:
         phases = []
-    now = json.loads(json.dumps(asdict(cfg)))
+        if init is not None:
+            start = load_weights(init)
+            unet.load_state_dict(start)
+            ema.load_state_dict(start)
+            print(f"initialised from {init}", flush=True)
+    now = {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items()
+           if k not in LATER_FIELDS or LATER_FIELDS[k] != v}
+    if init is not None and not phases:
+        now["init"] = init
+    elif phases and "init" in phases[0]:
+        now["init"] = phases[0]["init"]
     if data.manifest:
         now["data"] = data.manifest
     if not phases or {k: v for k, v in phases[-1].items() if k not in PHASE_START} != now:
@@ -317,7 +391,19 @@ def train(
             state["gen_device"] = gd.get_state()
         torch.save(state, tmp)
         tmp.replace(ckpt)
+        record()
 
+    def record() -> None:
+        if probe is not None:
+            ema.eval()
+            with torch.no_grad():
+                point = {"step": step, "hours": round((time.monotonic() - t0) / 3600, 4), **probe(ema)}
+            with (out / "curve.jsonl").open("a") as f:
+                f.write(json.dumps(point) + "\n")
+            print("probe: " + "  ".join(f"{k} {v}" for k, v in point.items()), flush=True)
+
+    if step == 0:
+        record()  # where the curve starts: the initial (or random) weights
     while step < max_steps and (time.monotonic() - t0) < minutes * 60:
         x0 = sampler.batch(g)
         t = torch.randint(0, sched.config.num_train_timesteps, (cfg.batch,), generator=gd, device=device)
@@ -418,6 +504,10 @@ def main(argv: list[str] | None = None) -> None:
         "(default: the 17 photographs of the weights shipped until 2026-11-27)",
     )
     ap.add_argument("--size", choices=sorted(SIZES), default="s", help="network and batch preset (default s)")
+    ap.add_argument("--pages", type=int, metavar="N",
+                    help="train on N rendered pages (prior/pages.py) instead of photographs")
+    ap.add_argument("--page-size", type=int, default=384, help="side of each rendered page in px (default 384)")
+    ap.add_argument("--init", metavar="MODEL", help="start a new run from this model's weights (same architecture)")
     ap.add_argument("--minutes", type=float, default=90.0, help="wall-clock budget, counted across resumes")
     ap.add_argument("--max-steps", type=int, default=1_000_000)
     ap.add_argument("--crop", type=int, help="crop size (default: the size preset's)")
@@ -427,14 +517,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--low-t-fraction",
         type=float,
-        default=TrainConfig.low_t_fraction,
+        default=None,
         help="share of each batch with t < --low-t-max",
     )
-    ap.add_argument("--low-t-max", type=int, default=TrainConfig.low_t_max)
+    ap.add_argument("--low-t-max", type=int, default=None)
     ap.add_argument(
-        "--lr-end", type=float, default=TrainConfig.lr_end, help="final learning rate as a share of --lr (1 = constant)"
+        "--lr-end", type=float, default=None, help="final learning rate as a share of --lr (1 = constant)"
     )
-    ap.add_argument("--ema-max", type=float, default=TrainConfig.ema_max, help="EMA decay of the exported weights")
+    ap.add_argument("--ema-max", type=float, default=None, help="EMA decay of the exported weights")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N; cuda turns on --bf16 and --channels-last")
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, help="bfloat16 autocast of the forward pass")
     ap.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="NHWC memory layout")
@@ -456,10 +546,10 @@ def main(argv: list[str] | None = None) -> None:
     cfg = replace(
         base,
         seed=a.seed,
-        low_t_fraction=a.low_t_fraction,
-        low_t_max=a.low_t_max,
-        lr_end=a.lr_end,
-        ema_max=a.ema_max,
+        low_t_fraction=base.low_t_fraction if a.low_t_fraction is None else a.low_t_fraction,
+        low_t_max=base.low_t_max if a.low_t_max is None else a.low_t_max,
+        lr_end=base.lr_end if a.lr_end is None else a.lr_end,
+        ema_max=base.ema_max if a.ema_max is None else a.ema_max,
         channels=tuple(a.channels) if a.channels else base.channels,
         crop=a.crop or base.crop,
         batch=a.batch or base.batch,
@@ -473,8 +563,12 @@ def main(argv: list[str] | None = None) -> None:
         channels_last=gpu if a.channels_last is None else a.channels_last,
         compile=a.compile,
     )
-    data = manifest_data(a.data, cfg.cap) if a.data else None
-    train(a.out, a.minutes, a.max_steps, cfg, data=data, runtime=runtime)
+    if a.pages:
+        data = page_data(a.pages, a.page_size, a.seed)
+    else:
+        data = manifest_data(a.data, cfg.cap) if a.data else None
+    probe = page_probe() if a.pages else None
+    train(a.out, a.minutes, a.max_steps, cfg, data=data, runtime=runtime, init=a.init, probe=probe)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,93 @@
+"""Readings and corrections for printed pages (the `doc` preset), from the page alone.
+
+A page is dark print on lighter paper. Three things about it can be read without a model:
+  - the paper: a maximum filter wider than any glyph keeps only paper, and a blur smooths it;
+    its spread across the page says whether light or stains are uneven;
+  - the ink contrast: paper level minus the darkest print, low when ink has faded;
+  - the edge width of the print: for a step of contrast C blurred over w pixels the steepest
+    slope is about C / w, so w ~ C / (high quantile of the gradient); sharp print reads 1 to 2 px,
+    defocus, camera shake and low resolution read wider.
+`flatten` divides by the paper and stretches the ink back to black: the classical fix for
+shadows, stains and fading, which no diffusion edit at a low level can make (they are smooth).
+All functions take (B, 3, H, W) in [-1, 1] and spend no network calls.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# Wider than a glyph of 8-20 px x-height print, so the maximum over it is paper; narrow enough to
+# follow a shadow's edge.
+PAPER_WINDOW = 31
+# The darkest share of pixels taken as ink, and the brightest taken as paper.
+INK_QUANTILE = 0.005
+PAPER_QUANTILE = 0.95
+
+
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) luminance on [0, 1]."""
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return ((x + 1) / 2 * w).sum(1, keepdim=True)
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    r = max(1, round(3 * sigma))
+    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=x.dtype, device=x.device) / sigma) ** 2)
+    k = (k / k.sum()).view(1, 1, 1, -1)
+    C = x.shape[1]
+    y = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.expand(C, 1, 1, -1), groups=C)
+    return F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
+
+
+def paper(x: torch.Tensor, window: int = PAPER_WINDOW) -> torch.Tensor:
+    """The paper alone, per channel, on x's [-1, 1] scale: a grey closing (maximum, then minimum,
+    over the window) removes the darker print and keeps a shadow's edge where it is; a light
+    Gaussian smooths the blocks."""
+    w = min(window, 2 * (min(x.shape[-2:]) // 2) - 1) | 1
+
+    def maximum(v: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(F.pad(v, (w // 2,) * 4, mode="replicate"), w, stride=1)
+
+    closed = -maximum(-maximum(x))
+    return _blur(closed, w / 6)
+
+
+def _quantiles(v: torch.Tensor, q: tuple[float, ...]) -> torch.Tensor:
+    """Per-image quantiles of (B, ...) as (B, len(q)); a strided sample keeps large pages quick."""
+    flat = v.flatten(1).float()
+    step = max(1, flat.shape[1] // 2_000_000)
+    return torch.quantile(flat[:, ::step], torch.tensor(q, device=v.device), dim=1).T
+
+
+def unevenness(x: torch.Tensor) -> torch.Tensor:
+    """Spread of the paper's brightness across the page, relative to its bright end: (p95 - p5) / p95
+    of the paper estimate's luminance, per image. Even light on plain paper reads a few percent."""
+    q = _quantiles(_luma(paper(x)), (0.05, 0.95))
+    return (q[:, 1] - q[:, 0]) / q[:, 1].clamp(min=1e-3)
+
+
+def ink_contrast(x: torch.Tensor) -> torch.Tensor:
+    """Paper level minus ink level on [0, 1] luminance, per image (black on white reads near 1)."""
+    q = _quantiles(_luma(x), (INK_QUANTILE, PAPER_QUANTILE))
+    return q[:, 1] - q[:, 0]
+
+
+def edge_width(x: torch.Tensor) -> torch.Tensor:
+    """Width in pixels over which print goes from ink to paper, per image: contrast / the 99.5th
+    percentile of the gradient magnitude. Noise inflates gradients and so reads narrower; the
+    caller reads noise first."""
+    L = _luma(x)
+    gx = (L[..., :, 2:] - L[..., :, :-2])[..., 1:-1, :] / 2
+    gy = (L[..., 2:, :] - L[..., :-2, :])[..., :, 1:-1] / 2
+    g = _quantiles((gx.square() + gy.square()).sqrt(), (0.995,))[:, 0]
+    return ink_contrast(x) / g.clamp(min=1e-4)
+
+
+def flatten(x: torch.Tensor) -> torch.Tensor:
+    """Divide each channel by the paper (flat white light, stains and tints out), then stretch so the
+    darkest INK_QUANTILE of the page is black. [-1, 1] in and out."""
+    u, bg = (x + 1) / 2, (paper(x) + 1) / 2
+    flat = (u / bg.clamp(min=1e-3)).clamp(0, 1)
+    ink = _quantiles(flat.mean(1), (INK_QUANTILE,))[:, 0].view(-1, 1, 1, 1)
+    return ((flat - ink) / (1 - ink).clamp(min=1e-3)).clamp(0, 1) * 2 - 1
