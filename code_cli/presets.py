@@ -19,7 +19,6 @@ from typing import Any
 import yaml
 
 from code_cli.cost import (
-    AUTO_BLUR_LANGEVIN_STEPS,
     AUTO_ENCODE_LANGEVIN_STEPS,
     AUTO_LINE_LANGEVIN_STEPS,
     auto_calls,
@@ -59,7 +58,7 @@ class RestoreConfig:
     # enters at (its multiple of the estimate x s); 1 is the measured rule (docs/auto.md, "Strength")
     strength: float = 1.0
     # auto mode on printed pages (the `doc` preset; method/page.py): flatten uneven or faded pages
-    # and edit blurred print, besides the noise auto edits everywhere
+    # before auto's own rule
     page: bool = False
     annealing_stages: int = 4  # A
     annealing_factor: float = 0.8  # c
@@ -111,11 +110,7 @@ class RestoreConfig:
             return auto_calls(True, self.depth, K, encode=True, sample=sample)
         # Langevin steps: as given, else the most auto picks (line noise takes some, white noise none)
         K = AUTO_LINE_LANGEVIN_STEPS if self.langevin_steps is None else self.langevin_steps
-        bound = auto_calls(True, self.auto_max_depth, K, encode=False, sample=sample)
-        if self.page:  # blurred print is reached by ODE inversion
-            K = AUTO_BLUR_LANGEVIN_STEPS if self.langevin_steps is None else self.langevin_steps
-            bound = max(bound, auto_calls(True, self.auto_max_depth, K, encode=True, sample=sample))
-        return bound
+        return auto_calls(True, self.auto_max_depth, K, encode=False, sample=sample)
 
     def hash(self) -> str:
         """Hash of everything that changes the pixels (not batch size, device choice or sample count)."""

@@ -302,13 +302,14 @@ def test_strength_is_checked_and_belongs_to_auto_mode():
             auto_config(strength=bad)
     with pytest.raises(ConfigError, match="--strength: works in auto mode only"):
         build_config("default", {"strength": 1.5})
-    # a run made before the knob existed keeps its hash at the neutral value; another value is another config
+    # a run made before the knobs existed (strength, page) keeps its hash at their neutral values;
+    # another value is another config
     import hashlib
     import json
     from dataclasses import asdict
 
     cfg = auto_config()
-    before = {k: v for k, v in asdict(cfg).items() if k not in ("batch_size", "samples", "strength")}
+    before = {k: v for k, v in asdict(cfg).items() if k not in ("batch_size", "samples", "strength", "page")}
     assert cfg.hash() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
     assert cfg.hash() != auto_config(strength=1.5).hash()
 

@@ -187,14 +187,23 @@ def restore(method: Method, items: list[Item], pipes: dict, a) -> list[tuple[np.
 
 def auto_twin(pipe: CODEPipeline, cfg: RestoreConfig, x: torch.Tensor, chunk: list[Item],
               seeds: list[int]) -> list[tuple[np.ndarray, int, float]]:
-    """SDEdit at the timestep and with the calls of auto's choice for each image."""
+    """SDEdit at the timestep and with the calls of auto's choice for each image. A page that auto
+    despeckles or flattens (the doc preset) is corrected so for its twin too: the twins differ only
+    in the network edit."""
+    from code_cli.method.page import despeckle, flatten
+
     out = []
     for i, c in enumerate(pipe.choose(x, cfg)):
         if not c.edit:
             out.append((chunk[i].corrupted, 0, 0.0))
             continue
+        xi = despeckle(x[i:i + 1]) if c.despeckle else x[i:i + 1]
+        xi = flatten(xi) if c.flatten else xi
+        if c.depth == 0:
+            out.append((to_unit(xi[0]), 0, 0.0))
+            continue
         twin = sdedit_at(cfg, c.depth, c.nfe)
-        r = pipe(x[i:i + 1], seeds=[seeds[i]], config=twin)[0]
+        r = pipe(xi, seeds=[seeds[i]], config=twin)[0]
         out.append((to_unit(r.image), r.nfe, r.seconds))
     return out
 

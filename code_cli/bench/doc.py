@@ -63,6 +63,25 @@ def make_pages(n: int, size: tuple[int, int], seed: int) -> list[Page]:
     return pages
 
 
+EXAMPLE_DEGRADATIONS = ("gaussian_noise", "shadow")
+
+
+def write_examples(folder: Path, seed: int = 0) -> list[Path]:
+    """examples/pages/: one held-out page (clean/page.png, its text in clean/page.txt) and its
+    degraded copies (corrupted/page-<degradation>.png), for `make run`."""
+    page = make_pages(1, PAGE_SIZE, seed)[0]
+    (folder / "clean").mkdir(parents=True, exist_ok=True)
+    (folder / "corrupted").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(page.clean).save(folder / "clean" / "page.png")
+    (folder / "clean" / "page.txt").write_text(page.text + "\n")
+    out = []
+    for d in EXAMPLE_DEGRADATIONS:
+        bad = degrade(page.clean, d, image_seed(seed, f"{page.name}/{d}") % 2**32)
+        out.append(folder / "corrupted" / f"page-{d}.png")
+        Image.fromarray(bad).save(out[-1])
+    return out
+
+
 def parse_methods(spec: str, overrides: dict):
     """Doc baselines by name; anything else goes to the photo benchmark's parser (presets, twins)."""
     from code_cli.bench.__main__ import Method
@@ -111,6 +130,8 @@ def parse_args(argv):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("bench-out/doc"))
     ap.add_argument("--doc", type=Path, default=None, help="also write this markdown report")
+    ap.add_argument("--examples", type=Path, default=None, metavar="DIR",
+                    help="only write the example pages (a clean page and degraded copies) into DIR")
     a = ap.parse_args(argv)
     if a.degradations == "all":
         a.degradations = list(DEGRADATIONS)
@@ -125,6 +146,10 @@ def parse_args(argv):
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     a = parse_args(argv)
+    if a.examples:
+        for path in write_examples(a.examples, a.seed):
+            print(f"wrote {path}")
+        return
     try:
         run(a, argv)
     except CodeRestoreError as e:

@@ -84,6 +84,34 @@ def edge_width(x: torch.Tensor) -> torch.Tensor:
     return ink_contrast(x) / g.clamp(min=1e-4)
 
 
+# A pixel brighter or darker than all 8 neighbours by this much (luminance on [0, 1]) is an impulse:
+# fax speckle. Anti-aliased print and Gaussian noise of std 0.15 almost never make one.
+IMPULSE_STEP = 0.25
+
+
+def _impulses(x: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) mask of isolated single-pixel spikes (salt or pepper)."""
+    L = F.pad(_luma(x), (1, 1, 1, 1), mode="replicate")
+    H, W = x.shape[-2:]
+    centre = L[..., 1:-1, 1:-1]
+    around = torch.stack([L[..., 1 + dy:1 + dy + H, 1 + dx:1 + dx + W]
+                          for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
+    return (centre - around.amax(0) > IMPULSE_STEP) | (around.amin(0) - centre > IMPULSE_STEP)
+
+
+def impulse_share(x: torch.Tensor) -> torch.Tensor:
+    """Share of the page's pixels that are isolated spikes, per image (clean print reads ~0)."""
+    return _impulses(x).flatten(1).float().mean(1)
+
+
+def despeckle(x: torch.Tensor) -> torch.Tensor:
+    """A switching median: only the spikes are replaced, by the median of their 3 x 3 neighbourhood,
+    so thin strokes, which a plain median filter erodes, stay as they are."""
+    B, C, H, W = x.shape
+    patches = F.unfold(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3).view(B, C, 9, H, W)
+    return torch.where(_impulses(x), patches.median(2).values, x)
+
+
 def flatten(x: torch.Tensor) -> torch.Tensor:
     """Divide each channel by the paper (flat white light, stains and tints out), then stretch so the
     darkest INK_QUANTILE of the page is black. [-1, 1] in and out."""
