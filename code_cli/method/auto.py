@@ -104,7 +104,7 @@ class AutoChoice:
     strength: float = 1.0  # the user's scale on the floors (divided) and the level's multiples (multiplied)
     flatten: bool = False  # pages: divide by the paper and stretch the ink first (method/page.py)
     despeckle: bool = False  # pages: replace isolated spikes by their neighbourhood's median first
-    page: dict | None = None  # pages: the readings (unevenness, ink contrast, edge width)
+    page: dict | None = None  # pages: the readings (spikes, unevenness, ink contrast, edge width)
 
     @property
     def nfe(self) -> int:
@@ -208,8 +208,8 @@ def choose(
     at the level covering s x kappa x the estimate (s x LINE_KAPPA for lines); s = 1 is the rule as
     measured.
 
-    page: x is a printed page (the `doc` preset). An uneven or faded page is flattened first (no
-    network call), then read as any image (page_choices)."""
+    page: x is a printed page (the `doc` preset). Fax speckle is removed and an uneven or faded page
+    flattened first (no network call), then the page is read as any image (page_choices)."""
     if page:
         return page_choices(x, levels, depth=depth, epsilon=epsilon, langevin_steps=langevin_steps,
                             max_depth=max_depth, finish=finish, floor=floor, kappa=kappa, strength=strength)
@@ -270,10 +270,11 @@ def _one(
 
 
 def page_choices(x: torch.Tensor, levels: Levels, **knobs) -> list[AutoChoice]:
-    """choose() for printed pages: flatten where the paper is uneven or the ink faded, then auto's
-    rule on the (flattened) page. Blurred print is read (edge width, logged) but not edited: with
-    code-prior-doc as trained so far every CODE depth measured raised Tesseract's error on
-    defocus, camera shake and low resolution (docs/documents.md)."""
+    """choose() for printed pages: despeckle where isolated spikes show fax speckle, flatten where
+    the paper is uneven or the ink faded, then auto's rule on the page so corrected. Blurred print
+    is read (edge width, logged) but not edited: with code-prior-doc as trained so far every CODE
+    depth measured raised Tesseract's error on defocus, camera shake and low resolution
+    (docs/documents.md)."""
     strength = knobs["strength"]
     spikes = P.impulse_share(x)
     speckled = spikes >= IMPULSE_FLOOR / strength

@@ -230,7 +230,7 @@ def page_data(n: int, size: int, seed: int) -> TrainingData:
 
 
 def page_probe(n: int = 12, size: int = 128, sigmas: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3), seed: int = 1):
-    """One-step denoising PSNR (dB) on crops of pages in the held-out fonts and texts, at pixel
+    """One-step denoising PSNR (dB) on `n` small pages in the held-out fonts and texts, at pixel
     noise std `sigmas` on [0, 1]: the same noise every time, so points on the curve compare."""
     from code_cli.prior.pages import HELDOUT_FONTS, HELDOUT_TEXTS, check_fonts, sample_page
 
