@@ -190,15 +190,14 @@ def auto_twin(pipe: CODEPipeline, cfg: RestoreConfig, x: torch.Tensor, chunk: li
     """SDEdit at the timestep and with the calls of auto's choice for each image. A page that auto
     despeckles or flattens (the doc preset) is corrected so for its twin too: the twins differ only
     in the network edit."""
-    from code_cli.method.page import despeckle, flatten
+    from code_cli.method.auto import page_corrections
 
     out = []
     for i, c in enumerate(pipe.choose(x, cfg)):
         if not c.edit:
             out.append((chunk[i].corrupted, 0, 0.0))
             continue
-        xi = despeckle(x[i:i + 1]) if c.despeckle else x[i:i + 1]
-        xi = flatten(xi) if c.flatten else xi
+        xi = page_corrections(x[i:i + 1], c)
         if c.depth == 0:
             out.append((to_unit(xi[0]), 0, 0.0))
             continue
@@ -259,21 +258,22 @@ def parse_args(argv):
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    domain = "photo"
     if "--domain" in argv or any(t.startswith("--domain=") for t in argv):
         # printed pages judged by OCR: a benchmark of its own (bench/doc.py); photo is the default
         domain = (argv[argv.index("--domain") + 1] if "--domain" in argv
                   else next(t for t in argv if t.startswith("--domain=")).split("=", 1)[1])
+        if domain not in ("photo", "doc"):
+            raise SystemExit(f"code-restore-bench: --domain: {domain!r} is not photo or doc")
+    try:
         if domain == "doc":
             from code_cli.bench.doc import main as doc_main
 
             return doc_main(argv)
-        if domain != "photo":
-            raise SystemExit(f"code-restore-bench: --domain: {domain!r} is not photo or doc")
         argv = [t for i, t in enumerate(argv) if t != "--domain" and (i == 0 or argv[i - 1] != "--domain")]
-    a = parse_args(argv)
-    try:
+        a = parse_args(argv)
         run(a, argv)
-    except CodeRestoreError as e:
+    except CodeRestoreError as e:  # both domains' library errors: one line, exit 2
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 

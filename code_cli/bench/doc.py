@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from code_cli.bench import ocr
 from code_cli.bench.doc_baselines import DOC_BASELINES
 from code_cli.bench.doc_degrade import DEGRADATIONS, degrade
 from code_cli.bench.metrics import immerkaer_sigma, psnr, ssim
-from code_cli.errors import CodeRestoreError, ConfigError
+from code_cli.errors import ConfigError
 from code_cli.pipeline import image_seed
 
 CLEAN = "clean"
@@ -143,18 +142,14 @@ def parse_args(argv):
     return a
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+def main(argv: list[str]) -> None:
+    """Called by code-restore-bench's main, which maps library errors to one line and exit 2."""
     a = parse_args(argv)
     if a.examples:
         for path in write_examples(a.examples, a.seed):
             print(f"wrote {path}")
         return
-    try:
-        run(a, argv)
-    except CodeRestoreError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    run(a, argv)
 
 
 def run(a, argv: list[str]) -> None:

@@ -38,18 +38,10 @@ def sauvola(page: np.ndarray) -> np.ndarray:
     return np.repeat(binary[..., None], 3, 2).astype(np.float64)
 
 
-def nl_means(page: np.ndarray) -> np.ndarray:
-    return baselines.nl_means(page)
-
-
-def bm3d(page: np.ndarray) -> np.ndarray:
-    return baselines.bm3d(page)
-
-
 DOC_BASELINES = {
     "median": median,
-    "nl_means": nl_means,
-    "bm3d": bm3d,
+    "nl_means": baselines.nl_means,  # blind: sigma from Immerkaer's estimate when not given
+    "bm3d": baselines.bm3d,
     "background": background_normalise,
     "sauvola": sauvola,
 }

@@ -278,10 +278,10 @@ def page_choices(x: torch.Tensor, levels: Levels, **knobs) -> list[AutoChoice]:
     strength = knobs["strength"]
     spikes = P.impulse_share(x)
     speckled = spikes >= IMPULSE_FLOOR / strength
-    x = torch.where(speckled.view(-1, 1, 1, 1).to(x.device), P.despeckle(x), x)
+    x = _where(speckled, P.despeckle, x)
     uneven, contrast = P.unevenness(x), P.ink_contrast(x)
     flat = (uneven >= UNEVEN_FLOOR / strength) | (contrast < CONTRAST_FLOOR * strength)
-    y = torch.where(flat.view(-1, 1, 1, 1).to(x.device), P.flatten(x), x)
+    y = _where(flat, P.flatten, x)
     width = P.edge_width(y)
     out = []
     for i, c in enumerate(choose(y, levels, **knobs)):
@@ -302,6 +302,25 @@ def page_choices(x: torch.Tensor, levels: Levels, **knobs) -> list[AutoChoice]:
     return out
 
 
+def _where(mask: torch.Tensor, correct, x: torch.Tensor) -> torch.Tensor:
+    """correct(x) for the images of the batch that `mask` marks, the rest as they are; nothing is
+    computed when none is marked (the usual case)."""
+    if not bool(mask.any()):
+        return x
+    return torch.where(mask.view(-1, 1, 1, 1).to(x.device), correct(x), x)
+
+
+def page_corrections(x: torch.Tensor, choice: AutoChoice) -> torch.Tensor:
+    """The network-free corrections a page choice asks for, in the order they were read."""
+    if choice.despeckle:
+        # 0. a page with fax speckle: its spikes replaced by their neighbourhood's median
+        x = P.despeckle(x)
+    if choice.flatten:
+        # 0'. a page with uneven paper or faded ink: flat white paper and black ink
+        x = P.flatten(x)
+    return x
+
+
 def auto_restore(
     model: EpsModel, x: torch.Tensor, levels: Levels, choice: AutoChoice, params: CODEParams, threshold: Threshold,
     generators: Sequence[torch.Generator], progress: Progress | None = None,
@@ -311,12 +330,7 @@ def auto_restore(
     K = 0 means no Langevin correction at all (not one noise-free step, as in a fixed CODE run): on a
     noise entry the latent is already on the marginal, and the extra call bought nothing measurable.
     """
-    if choice.despeckle:
-        # 0. a page with fax speckle: its spikes replaced by their neighbourhood's median
-        x = P.despeckle(x)
-    if choice.flatten:
-        # 0'. a page with uneven paper or faded ink: flat white paper and black ink
-        x = P.flatten(x)
+    x = page_corrections(x, choice)
     if choice.depth == 0:  # corrected, and nothing left for the network
         return MethodOutput(x=x, nfe=0, info={"t_latent": 0})
     base = params.corrections[0]
