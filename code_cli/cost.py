@@ -27,9 +27,17 @@ def sdedit_calls(depth: int) -> int:
     return depth
 
 
-def auto_calls(edit: bool, depth: int, langevin_steps: int, encode: bool, sample: bool) -> int:
+def decode_calls(depth: int, decode_steps: int) -> int:
+    """Calls of auto's decode from level L: one per level (DDIM), or decode_steps > 0 (the few-step
+    solver), never more than L."""
+    return min(decode_steps, depth) if decode_steps else depth
+
+
+def auto_calls(edit: bool, depth: int, langevin_steps: int, encode: bool, sample: bool, decode_steps: int = 0) -> int:
     """auto: nothing for an unedited image; else L to encode (none when the input's own noise is the latent),
-    K + 1 for a correction (none for K = 0), and L to decode or 1 for the one-step clean estimate."""
+    K + 1 for a correction (none for K = 0), and L to decode (decode_calls after a noise entry: an ODE
+    inversion is decoded on its own grid) or 1 for the one-step clean estimate."""
     if not edit or depth == 0:  # depth 0: a page flattened without a network edit
         return 0
-    return (depth if encode else 0) + (langevin_steps + 1 if langevin_steps else 0) + (depth if sample else 1)
+    finish = (depth if encode else decode_calls(depth, decode_steps)) if sample else 1
+    return (depth if encode else 0) + (langevin_steps + 1 if langevin_steps else 0) + finish

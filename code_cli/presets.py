@@ -33,7 +33,7 @@ DEFAULT_PRESET = "auto"
 AUTO_KEYS = ("depth", "epsilon", "langevin_steps")
 # Knobs added after runs were logged, with their neutral value: at it they stay out of the config hash,
 # so `--skip-existing` still recognises outputs made before the knob existed.
-LATER_KNOBS = {"strength": 1.0, "page": False}
+LATER_KNOBS = {"strength": 1.0, "page": False, "decode_steps": 0}
 # Auto never edits deeper than this fraction of the grid (t = 199 of 1000 on the DDPM schedules): the
 # noise corruptions measured sit below t = 120, and deeper edits repaint the photograph.
 AUTO_MAX_DEPTH_FRACTION = 0.2
@@ -51,6 +51,9 @@ class RestoreConfig:
     langevin_steps: int | None = 20  # K; None: auto mode chooses
     epsilon: float | None = 0.2  # first Langevin step relative to sigma_t^2; None: auto mode chooses
     finish: str = "sample"  # auto mode: sample (ODE decode) | mean (one-step clean estimate, higher PSNR)
+    # auto mode, sample finish after a noise entry: 0 decodes with one DDIM step per grid level; n > 0
+    # with DPM-Solver++(2M) in n steps (at most the level's depth; method/solver.py, docs/auto.md)
+    decode_steps: int = 0
     # auto | on | off: edit a low-contrast image on the training photographs' range (method/range_map.py);
     # auto: for fixed-depth edits, not for auto mode's noise-matched ones
     range_map: str = "auto"
@@ -110,7 +113,7 @@ class RestoreConfig:
             return auto_calls(True, self.depth, K, encode=True, sample=sample)
         # Langevin steps: as given, else the most auto picks (line noise takes some, white noise none)
         K = AUTO_LINE_LANGEVIN_STEPS if self.langevin_steps is None else self.langevin_steps
-        return auto_calls(True, self.auto_max_depth, K, encode=False, sample=sample)
+        return auto_calls(True, self.auto_max_depth, K, encode=False, sample=sample, decode_steps=self.decode_steps)
 
     def hash(self) -> str:
         """Hash of everything that changes the pixels (not batch size, device choice or sample count)."""
@@ -205,6 +208,8 @@ def validate(cfg: RestoreConfig, where: str = "config", origins: dict[str, str] 
     for key in AUTO_KEYS:
         need(cfg.mode == "auto" or getattr(cfg, key) is not None, key, "can be 'auto' only with mode: auto")
     need(cfg.mode == "auto" or cfg.finish == "sample", "finish", "can be 'mean' only with mode: auto")
+    need(0 <= cfg.decode_steps <= cfg.steps, "decode_steps", f"must be in [0, steps = {cfg.steps}]")
+    need(cfg.decode_steps == 0 or cfg.mode == "auto", "decode_steps", "works in auto mode only")
     need(cfg.mode == "fixed" or not cfg.extra_corrections, "mode", "auto cannot take extra_corrections")
     need(0 < cfg.strength <= 4, "strength", "must be in (0, 4]")
     need(not cfg.page or cfg.mode == "auto", "page", "works in auto mode only")

@@ -343,11 +343,17 @@ _CALIBRATION: dict[tuple, float] = {}
 
 def estimate_seconds(pipe, cfg: RestoreConfig, size: tuple[int, int], edge: int = 128) -> Estimate:
     """Seconds per network call for one image of `size` (W, H), from timing this model on this device
-    at edge x edge pixels and scaling by the pixels each call evaluates (tiles included): the network's
-    cost grows about linearly with pixels. A first call warms up (allocations, kernel choice)."""
+    at edge x edge pixels (at the tile's edge when the image is tiled: the cost per pixel depends on the
+    size evaluated) and scaling by the pixels each call evaluates, tiles included. A first call warms up
+    (allocations, kernel choice)."""
     import torch
 
     from code_cli import tiles as T
+    from code_cli.pipeline import tile_overlap
+
+    w, h = size
+    tile = 0 if pipe.size_mode(cfg.size_policy) == "resize" else pipe.tile_size(cfg.tile, (h, w))
+    edge = tile or edge
 
     key = (id(pipe), cfg.device, cfg.dtype, edge)
     if key not in _CALIBRATION:
@@ -357,12 +363,10 @@ def estimate_seconds(pipe, cfg: RestoreConfig, size: tuple[int, int], edge: int 
         start = time.perf_counter()
         pipe(x, seeds=[0], config=replace(probe, depth=3))
         _CALIBRATION[key] = (time.perf_counter() - start) / 3 / (edge * edge)
-    w, h = size
     if pipe.size_mode(cfg.size_policy) == "resize":
         s = pipe.unet.config.sample_size
         return Estimate(_CALIBRATION[key] * (s * s if isinstance(s, int) else s[0] * s[1]), 1, 0)
-    tile = pipe.tile_size(cfg.tile, (h, w))
-    n = T.count(h, w, tile, tile // 4) if tile else 1
+    n = T.count(h, w, tile, tile_overlap(tile)) if tile else 1
     pixels = n * tile * tile if tile else h * w
     return Estimate(_CALIBRATION[key] * pixels, n, tile)
 

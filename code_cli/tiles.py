@@ -15,12 +15,13 @@ import torch
 
 
 def starts(n: int, tile: int, overlap: int) -> list[int]:
-    """Window starts along one axis of length n: stride tile - overlap, the last flush with the end."""
+    """Window starts along one axis of length n: the fewest windows whose neighbours overlap by at
+    least `overlap`, spread evenly from 0 to n - tile (so the spare overlap is shared, not all put on
+    the last window as a fixed stride would)."""
     if n <= tile:
         return [0]
-    stride = tile - overlap
-    out = list(range(0, n - tile, stride))
-    return out + [n - tile]
+    k = -(-(n - overlap) // (tile - overlap))  # windows needed: ceil((n - overlap) / (tile - overlap))
+    return [round(i * (n - tile) / (k - 1)) for i in range(k)]
 
 
 def ramp(n: int, overlap: int, fade_start: bool, fade_end: bool) -> torch.Tensor:

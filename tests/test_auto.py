@@ -148,13 +148,14 @@ def test_noise_entry_with_the_mean_finish_is_the_wiener_filter(abar_T):
 
 
 def test_the_config_bound_covers_every_choice(abar_T):
-    for kw in ({}, {"depth": 9}, {"langevin_steps": 4}, {"depth": 3, "langevin_steps": 0}, {"finish": "mean"}):
+    for kw in ({}, {"depth": 9}, {"langevin_steps": 4}, {"depth": 3, "langevin_steps": 0}, {"finish": "mean"},
+               {"decode_steps": 0}, {"decode_steps": 5}):
         cfg = auto_config(**kw)
         lv = M.make_levels(abar_T, cfg.steps)
         x = torch.cat([noisy(s, n=1, size=96, seed=i) for i, s in enumerate((0.0, 0.05, 0.2, 0.5))]
                       + [lined(0.3), lined(0.2) + noisy(0.5, n=1, size=96)])
         chosen = M.choose(x, lv, depth=cfg.depth, epsilon=cfg.epsilon, langevin_steps=cfg.langevin_steps,
-                          max_depth=cfg.auto_max_depth, finish=cfg.finish, strength=4.0)
+                          max_depth=cfg.auto_max_depth, finish=cfg.finish, strength=4.0, decode_steps=cfg.decode_steps)
         assert max(c.nfe for c in chosen) <= cfg.nfe, (kw, [c.nfe for c in chosen], cfg.nfe)
 
 
@@ -326,3 +327,12 @@ def test_cli_strength_edits_faint_noise_auto_leaves(tmp_path, tiny_model):
     assert r1.exit_code == 0 and r2.exit_code == 0, (r1.output, r2.output)
     assert "): left unedited (0 calls)" in r1.output and "1 left unedited" in r1.output
     assert "): left unedited" not in r2.output and "(strength 2)" in r2.output and "0 left unedited" in r2.output
+
+
+def test_residual_is_immerkaers_mask():
+    # the two second differences are the 3 x 3 mask N = [1, -2, 1]^T [1, -2, 1], exactly
+    from code_cli.method.auto import _MASK, _abs_residual
+
+    x = torch.rand(2, 3, 19, 23, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    ref = torch.nn.functional.conv2d(x.double().reshape(6, 1, 19, 23), _MASK.double().view(1, 1, 3, 3)).abs()
+    torch.testing.assert_close(_abs_residual(x), ref.reshape(2, 3, 17, 21), rtol=0, atol=1e-12)

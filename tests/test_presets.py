@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from code_cli.errors import ConfigError
@@ -40,6 +42,15 @@ def test_hash_ignores_batch_size_but_not_pixels_knobs():
     assert a.hash() != RestoreConfig(epsilon=0.3).hash()
 
 
+def test_a_later_knob_at_its_old_value_keeps_old_hashes():
+    # decode_steps came after runs were logged: at 0 (one DDIM step per level, as before) it is left
+    # out of the hash, so --skip-existing still recognises those runs; at 3 it changes the pixels
+    a = RestoreConfig(mode="auto", depth=None, langevin_steps=None, epsilon=None)
+    assert a.hash() == "38f70ff3dcc2538e"  # this config's hash before the knob existed
+    assert a.hash() != replace(a, decode_steps=3).hash()
+    assert build_config("auto", {})[0].decode_steps == 3
+
+
 @pytest.mark.parametrize(
     "text,message",
     [
@@ -47,6 +58,9 @@ def test_hash_ignores_batch_size_but_not_pixels_knobs():
         ("langevin_steps: 2.5\n", ":1: key 'langevin_steps' expects int or 'auto', got 2.5"),
         ("depth: auto\n", "key 'depth' can be 'auto' only with mode: auto"),
         ("finish: mean\n", "key 'finish' can be 'mean' only with mode: auto"),
+        ("decode_steps: 3\n", "key 'decode_steps' works in auto mode only"),
+        ("mode: auto\ndepth: auto\nlangevin_steps: auto\nepsilon: auto\ndecode_steps: -1\n",
+         "key 'decode_steps' must be in [0, steps = 100]"),
         ("mode: auto\nmethod: sdedit\ndepth: auto\n", "key 'depth' must be given for method sdedit"),
         ("cbc: 'yes'\n", ":1: key 'cbc' expects bool"),
         ("eta: -1\n", "key 'eta' must be > 0"),

@@ -19,6 +19,8 @@ import torch
 class Levels:
     t: torch.Tensor  # (N + 1,) int64 timesteps fed to the network
     abar: torch.Tensor  # (N + 1,) float64, abar[0] = 1
+    # the whole training schedule (T,) float64, for grids other than this one (decode_levels)
+    schedule: torch.Tensor | None = None
 
     @property
     def steps(self) -> int:
@@ -44,4 +46,30 @@ def make_levels(alphas_cumprod: torch.Tensor, steps: int) -> Levels:
     t = torch.cat([torch.zeros(1, dtype=torch.long), trailing])
     abar = alphas_cumprod.double()[t].clone()
     abar[0] = 1.0
-    return Levels(t=t, abar=abar)
+    return Levels(t=t, abar=abar, schedule=alphas_cumprod.double())
+
+
+# Decode spacing: t_i = t_L ((n - i) / n) ** DECODE_RHO. rho > 1 puts the steps closer together near
+# the clean end, where the image's detail is decided (Karras et al. 2022 space sigma the same way, with
+# rho = 7 over the whole range). Measured from auto's noise entry (docs/auto.md, "Fewer calls"):
+# 3 steps at rho 2 gave +0.19 dB and equal patch SWD against one DDIM step per level of the
+# 100-step grid (9 calls); rho 1.5 lost 0.15 dB, rho 2.5 tied with 2.
+DECODE_RHO = 2.0
+
+
+def decode_levels(levels: Levels, depth: int, steps: int, rho: float = DECODE_RHO) -> Levels:
+    """A grid of `steps` levels from levels' level `depth` down to the clean image, spaced by rho:
+    what a few-step solver decodes on. Timesteps are rounded to integers and kept distinct."""
+    if levels.schedule is None:
+        raise ValueError("these levels carry no schedule to place other timesteps on")
+    t_entry = int(levels.t[depth])
+    n = max(1, min(steps, depth, t_entry + 1))
+    ts = [round(t_entry * ((n - i) / n) ** rho) for i in range(n)]
+    for i in range(1, n):  # distinct and decreasing: rounding can merge the last few
+        ts[i] = min(ts[i], ts[i - 1] - 1)
+    ts = [max(t, n - 1 - i) for i, t in enumerate(ts)]  # ... and never below 0
+    t = torch.tensor([0, *reversed(ts)], dtype=torch.long)
+    abar = levels.schedule[t].clone()
+    abar[0] = 1.0
+    return Levels(t=t, abar=abar, schedule=levels.schedule)
+
