@@ -168,20 +168,21 @@ def test_flatten_undoes_a_smooth_shadow_and_keeps_a_flat_page():
     assert float((P.flatten(target) - target).abs().max()) < 0.02
 
 
-def test_despeckle_removes_spikes_and_keeps_thin_strokes():
-    clean = to_x(bars())
-    rng = np.random.default_rng(0)
-    speckled = clean.clone()
-    hit = torch.from_numpy(rng.random((96, 96)) < 0.05)
-    value = torch.from_numpy(np.where(rng.random((96, 96)) < 0.5, -1.0, 1.0)).float()
-    speckled[0, :, hit] = value[hit]
-    assert float(P.impulse_share(clean)) == 0.0
-    assert float(P.impulse_share(speckled)) > auto.IMPULSE_FLOOR  # white specks on paper do not count
+def test_despeckle_removes_spikes_and_keeps_the_print():
+    a, text, _ = page(1)
+    clean = to_x(a)
+    speckled = to_x(degrade(a, "salt_pepper", 0))
+    assert float(P.impulse_share(clean)) < 0.001
+    assert float(P.impulse_share(speckled)) > auto.IMPULSE_FLOOR
     repaired = P.despeckle(speckled)
-    # every isolated spike goes; a speck touching a stroke is not isolated and stays (dense bars here)
-    assert float(P.impulse_share(repaired)) < 0.1 * float(P.impulse_share(speckled))
-    assert float((repaired - clean).abs().mean()) < 0.7 * float((speckled - clean).abs().mean())
-    assert torch.equal(P.despeckle(clean), clean), "a page without spikes is left bit for bit"
+    assert float(P.impulse_share(repaired)) < 0.05 * float(P.impulse_share(speckled))
+    assert float((repaired - clean).abs().mean()) < 0.3 * float((speckled - clean).abs().mean())
+    # the print survives a 3 x 3 median: Tesseract reads the despeckled page nearly as the clean one
+    def u8(x):
+        return ((x[0].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
+
+    before, after = ocr.ocr_score(u8(speckled), text).cer, ocr.ocr_score(u8(repaired), text).cer
+    assert after < 0.03 and after < before / 3, (before, after)
 
 
 # -- auto on pages (the doc preset) ----------------------------------------------------------

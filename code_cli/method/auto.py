@@ -72,7 +72,7 @@ MIN_BAND_PIXELS = 50
 # unevenness 0.60 to 0.67, stains 0.09, JPEG and low resolution up to 0.065; faded ink contrast 0.20 to 0.26.
 UNEVEN_FLOOR = 0.08
 CONTRAST_FLOOR = 0.45
-# Fax speckle: despeckle (a switching median) when this share of pixels are isolated spikes. Clean
+# Fax speckle: despeckle (a 3 x 3 median) when this share of pixels are isolated spikes. Clean
 # print reads <= 0.0002 (40 pages in the training fonts, x-height 8 to 20), every other degradation
 # <= 0.0001, salt and pepper at 4 to 8% 0.020 to 0.024. Auto's noise rule alone left Tesseract's
 # error on such pages as it was (their noise is not Gaussian).
@@ -104,7 +104,7 @@ class AutoChoice:
     sigma_lines: float = 0.0  # std of noise constant along columns or rows, on [0, 1] (line_noise_std)
     strength: float = 1.0  # the user's scale on the floors (divided) and the level's multiples (multiplied)
     flatten: bool = False  # pages: divide by the paper and stretch the ink first (method/page.py)
-    despeckle: bool = False  # pages: replace isolated spikes by their neighbourhood's median first
+    despeckle: bool = False  # pages: a 3 x 3 median first (fax speckle)
     page: dict | None = None  # pages: the readings (spikes, unevenness, ink contrast, edge width)
     decode_steps: int = 0  # sample finish after a noise entry: 0 = DDIM per grid level; n = DPM-Solver++(2M), n steps
 
@@ -286,8 +286,8 @@ def page_choices(x: torch.Tensor, levels: Levels, **knobs) -> list[AutoChoice]:
     """choose() for printed pages: despeckle where isolated spikes show fax speckle, flatten where
     the paper is uneven or the ink faded, then auto's rule on the page so corrected. Blurred print
     is read (edge width, logged) but not edited: with code-prior-doc as trained so far every CODE
-    depth measured raised Tesseract's error on defocus, camera shake and low resolution
-    (docs/documents.md)."""
+    depth measured raised Tesseract's error on defocus, camera shake and low resolution, and
+    Sauvola's binarisation raised it on 4 of 6 blurred pages (docs/documents.md)."""
     strength = knobs["strength"]
     spikes = P.impulse_share(x)
     speckled = spikes >= IMPULSE_FLOOR / strength
