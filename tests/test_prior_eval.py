@@ -6,15 +6,17 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from code_cli.bench import prior_eval
+from code_cli.bench.baselines import t_for_pixel_noise
 
 
 def test_timestep_matches_pixel_noise(abar_T):
     """sqrt(abar) (x + s n) has the noise-to-signal of x_t when abar = 1 / (1 + s^2), s = 2 sigma."""
     for sigma in (0.05, 0.1, 0.2):
-        t = prior_eval.t_for_pixel_noise(abar_T, sigma)
+        t = int(t_for_pixel_noise(abar_T, torch.tensor([sigma]))[0])
         target = 1 / (1 + (2 * sigma) ** 2)
         assert abs(float(abar_T[t]) - target) <= float((abar_T[:-1] - abar_T[1:]).abs().max())
 

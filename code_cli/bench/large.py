@@ -2,7 +2,7 @@
 (seeded), the `code-restore` command as a user runs it, timed.
 
     python -m code_cli.bench.large data/photos/digikam/body-background.jpg --noise 0.08 --out bench-out/large \\
-        --run "auto=" --run "old decode=--preset auto-ddim"
+        --run "auto=" --run "512 px tiles=--tile 512"
 
 Each --run is NAME=EXTRA-FLAGS for `code-restore INPUT OUT/NAME`. For each run: the --dry-run estimate,
 the wall time of the command (loading the model included), the network calls and tiles per call from

@@ -21,6 +21,7 @@ import torch
 from PIL import Image, ImageOps
 
 from code_cli import method as M
+from code_cli.bench.baselines import t_for_pixel_noise
 from code_cli.bench.metrics import psnr, to_unit
 from code_cli.bench.photos import DEFAULT_MANIFEST, list_photos
 from code_cli.pipeline import CODEPipeline
@@ -29,17 +30,10 @@ from code_cli.prior.photos import cap_long_side, to_unit_array
 NOISE_LEVELS = (0.1, 0.2)  # pixel std on a [0, 1] scale
 
 
-def t_for_pixel_noise(abar: torch.Tensor, sigma01: float) -> int:
-    """Timestep whose noise-to-signal matches pixel noise sigma on [0, 1] (2 sigma on [-1, 1]):
-    sqrt(abar) (x + s n) = sqrt(abar) x + sqrt(1 - abar) n  <=>  abar = 1 / (1 + s^2)."""
-    s = 2 * sigma01
-    return int(torch.argmin((abar - 1 / (1 + s**2)).abs()))
-
-
 @torch.no_grad()
 def one_step_denoise(pipe: CODEPipeline, noisy01: np.ndarray, sigma01: float) -> np.ndarray:
     abar = pipe.scheduler.alphas_cumprod
-    t = t_for_pixel_noise(abar, sigma01)
+    t = int(t_for_pixel_noise(abar, torch.tensor([sigma01]))[0])
     a = float(abar[t])
     y = torch.from_numpy(noisy01).permute(2, 0, 1)[None].float() * 2 - 1
     x_t, back = pipe.to_model_size(a**0.5 * y, "native")
