@@ -110,8 +110,9 @@ train: $(VENV)/.installed
 # rendered from the training fonts and texts (code_cli/prior/pages.py), 64 px crops, half of each
 # batch at t < 300, bfloat16 autocast. --minutes counts across sessions: the run resumes from
 # runs/prior-doc/checkpoint.pt (committed, so a fresh clone continues it) and writes the held-out
-# denoising curve to runs/prior-doc/curve.jsonl every 5 minutes. Raise DOC_MINUTES to train on.
-DOC_MINUTES ?= 70
+# denoising curve to runs/prior-doc/curve.jsonl every 5 minutes. The shipped weights are at 155
+# minutes; raise DOC_MINUTES to train on.
+DOC_MINUTES ?= 155
 DOC_TRAIN = $(PY) -m code_cli.prior.train --size doc --pages 2000 --out runs/prior-doc --bf16 --channels-last
 train-doc: $(VENV)/.debs
 	$(DOC_TRAIN) --init code-prior-s --minutes $(DOC_MINUTES)

@@ -195,9 +195,16 @@ def plot_curve(path: Path, dest: Path) -> None:
 
     points = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     keys = [k for k in points[0] if k.startswith("psnr@")]
+    # Points marked "probe": "earlier" were measured on another set of probe pages (code-prior-doc's
+    # first 70 minutes, model card): drawn faint, as they do not compare with the others.
+    earlier = [p for p in points if p.get("probe") == "earlier"]
+    points = [p for p in points if p.get("probe") != "earlier"]
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
     for k in keys:
-        ax.plot([p["hours"] for p in points], [p[k] for p in points], marker=".", label=f"noise std {k[5:]}")
+        [line] = ax.plot([p["hours"] for p in points], [p[k] for p in points], marker=".", label=f"noise std {k[5:]}")
+        if earlier:
+            ax.plot([p["hours"] for p in earlier], [p[k] for p in earlier], color=line.get_color(), alpha=0.3,
+                    linestyle="--", label="earlier probe pages" if k == keys[0] else None)
     ax.set_xlabel("training time on the 2-core CPU (hours)")
     ax.set_ylabel("one-step denoising PSNR (dB)")
     ax.set_title("held-out fonts and texts")
