@@ -197,7 +197,8 @@ def _run(spec: RunSpec, preset: str | None, flags: dict, threads_: int, dry_run:
     # anything is created in OUTPUT, so a failed start leaves nothing behind.
     import torch
 
-    from code_cli.pipeline import CODEPipeline, resolve_device
+    from code_cli.pipeline import resolve_device
+    from code_cli.routing import load_pipeline
 
     try:
         device = resolve_device(cfg.device)
@@ -209,7 +210,7 @@ def _run(spec: RunSpec, preset: str | None, flags: dict, threads_: int, dry_run:
         # processes on one machine share its CPUs
         threads_ = threads.configure(threads_ or max(1, threads.available_cpus() // rank.local_world))
     distributed.init(rank, device.type)
-    pipe = CODEPipeline.from_pretrained(cfg.model)
+    pipe = load_pipeline(cfg.model)
     if dry_run:
         if rank.is_main:
             _dry_run(pipe, plan, cfg, preset_name, device, threads_)
@@ -243,17 +244,23 @@ def _plural(n: int, word: str) -> str:
 def _dry_run(pipe, plan: Plan, cfg: RestoreConfig, preset_name: str, device, threads_: int) -> None:
     """The plan, what auto mode would choose for each image, and the time from a short calibration
     of this model on this device."""
+    from code_cli.cost import MODEL_AUTO, prior_choice_calls
+    from code_cli.pipeline import image_seed
+    from code_cli.routing import SCORE_WINDOW
     from code_cli.runner import estimate_seconds
 
     auto = cfg.auto_mode
+    # --model auto's calls run on a window of the image, not on all of it: timed at the window's size
+    routing = prior_choice_calls() if cfg.model == MODEL_AUTO else 0
     total_calls, total_seconds, unedited, tiled = 0, 0.0, 0, []
     estimates = {}
     for j in plan.jobs:
         try:
             size = imageio.peek_size(j.item.path)
             calls, why = cfg.nfe, ""
-            if auto:  # the choice reads the pixels (no network calls), so the image is decoded
-                [choice] = pipe.choose(imageio.load(j.item.path).rgb[None], cfg)
+            if auto:  # the choice reads the pixels (--model auto: a few calls on a window), so the image is decoded
+                seed = image_seed(cfg.seed, j.item.rel.as_posix(), j.sample or 0)
+                [choice] = pipe.choose(imageio.load(j.item.path).rgb[None], cfg, seeds=[seed])
                 calls, why = choice.nfe, f": {choice.reason} ({_plural(choice.nfe, 'call')})"
                 unedited += not choice.edit
         except InputError as e:
@@ -263,10 +270,14 @@ def _dry_run(pipe, plan: Plan, cfg: RestoreConfig, preset_name: str, device, thr
         if size not in estimates:
             estimates[size] = estimate_seconds(pipe, cfg, size)
         est = estimates[size]
+        window = (min(size[0], SCORE_WINDOW), min(size[1], SCORE_WINDOW))
+        if routing and window not in estimates:
+            estimates[window] = estimate_seconds(pipe, cfg, window)
+        whole = calls - routing  # calls on the whole image (or its tiles)
         total_calls += calls
-        total_seconds += est.seconds_per_call * calls
-        if est.tiles > 1 and calls:
-            tiled.append((j.item.path, size, est, calls))
+        total_seconds += est.seconds_per_call * whole + (estimates[window].seconds_per_call * routing if routing else 0)
+        if est.tiles > 1 and whole:
+            tiled.append((j.item.path, size, est, whole))
     for item, msg in plan.clashes:
         out.print(f"skip {item.path}: {msg}")
     n = len(plan.jobs)
@@ -329,8 +340,10 @@ class TerminalEvents(Events):
     def done(self, job: Job, seconds: float, nfe: int, edited: bool = True) -> None:
         self.bar.advance(self.images, 1)
         if not self.quiet:
-            cost = (f"{nfe} calls, {seconds:.1f} s" if nfe
-                    else "corrected, no network calls" if edited else "left unedited")
+            if not edited:  # --model auto spends calls choosing the prior even then
+                cost = "left unedited" + (f", {nfe} calls choosing the prior" if nfe else "")
+            else:
+                cost = f"{nfe} calls, {seconds:.1f} s" if nfe else "corrected, no network calls"
             err.print(f"{self.prefix}ok {job.item.path} -> {job.dest} ({cost})")
 
     def skipped(self, job: Job) -> None:

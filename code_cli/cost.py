@@ -15,6 +15,14 @@ from collections.abc import Sequence
 AUTO_ENCODE_LANGEVIN_STEPS = 20
 # auto mode on line noise (constant along columns or rows): Langevin steps at the level (method.auto).
 AUTO_LINE_LANGEVIN_STEPS = 4
+# --model auto (routing.py): the embedded priors it chooses between (the default first) and the
+# timesteps at which each prior's denoising error is read on the image's centre window. Of 7
+# timesteps 50 to 800, alone and in pairs and triples, on a tuning set of training photographs and
+# training-font pages (docs/model-auto.md), 100 + 200 and 100 + 300 sent the most images right
+# (200 of 226); at 600 and 800 the page prior reads lower on every image, photographs too.
+MODEL_AUTO = "auto"
+MODEL_AUTO_PRIORS = ("code-prior-s", "code-prior-doc")
+MODEL_AUTO_TIMESTEPS = (100, 200)
 
 
 def code_calls(depth: int, langevin_steps: Sequence[int]) -> int:
@@ -41,3 +49,9 @@ def auto_calls(edit: bool, depth: int, langevin_steps: int, encode: bool, sample
         return 0
     finish = (depth if encode else decode_calls(depth, decode_steps)) if sample else 1
     return (depth if encode else 0) + (langevin_steps + 1 if langevin_steps else 0) + finish
+
+
+def prior_choice_calls(priors: int = len(MODEL_AUTO_PRIORS), timesteps: int = len(MODEL_AUTO_TIMESTEPS)) -> int:
+    """--model auto: one call per prior and timestep, on a window of at most 256 x 256 pixels (cheaper
+    than a call on a larger image), before the chosen prior restores the image."""
+    return priors * timesteps

@@ -196,6 +196,33 @@ class CODEPipeline(DiffusionPipeline):
 
         return eps, calls
 
+    def _ready(self, config: RestoreConfig) -> tuple[torch.device, str, torch.dtype, torch.memory_format]:
+        """The network on the config's device, in its dtype and memory format (moved only when not)."""
+        device = resolve_device(config.device)
+        dtype_name = resolve_dtype(config.dtype, device)
+        dtype = DTYPES[dtype_name]
+        layout = memory_format(device, self.layout)
+        p = next(self.unet.parameters(), None)
+        if p is not None and (p.device != device or p.dtype != dtype or not _in_format(self.unet, layout)):
+            self.unet.to(device=device, dtype=dtype, memory_format=layout)
+        return device, dtype_name, dtype, layout
+
+    @torch.no_grad()
+    def denoising_errors(
+        self, image: torch.Tensor, timesteps: Sequence[int], seeds: Sequence[int], config: RestoreConfig, window: int,
+    ) -> torch.Tensor:
+        """(B, len(timesteps)): this prior's noise-prediction error on the centre window x window of
+        each image (at the image's own scale; all of a smaller one), per timestep, with the noise drawn
+        from each image's seed (method/prior_choice.py). One network call per timestep, untiled."""
+        device, _, dtype, layout = self._ready(config)
+        H, W = image.shape[-2:]
+        top, left = max(0, (H - window) // 2), max(0, (W - window) // 2)
+        crop = image[..., top:top + window, left:left + window].to(device, torch.float32)
+        x, _ = self.to_model_size(crop, self.size_mode(config.size_policy))
+        eps, _ = self.eps_model(dtype, 0, layout)
+        generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        return M.prior_choice.denoising_errors(eps, x, timesteps, self.scheduler.alphas_cumprod, generators)
+
     # -- restoring -----------------------------------------------------------------------------
 
     @torch.no_grad()
@@ -212,13 +239,7 @@ class CODEPipeline(DiffusionPipeline):
             raise ValueError(f"expected a (B, 3, H, W) batch, got {tuple(image.shape)}")
         if len(seeds) != len(image):
             raise ValueError(f"need one seed per image: {len(seeds)} for {len(image)}")
-        device = resolve_device(config.device)
-        dtype_name = resolve_dtype(config.dtype, device)
-        dtype = DTYPES[dtype_name]
-        layout = memory_format(device, self.layout)
-        p = next(self.unet.parameters(), None)
-        if p is not None and (p.device != device or p.dtype != dtype or not _in_format(self.unet, layout)):
-            self.unet.to(device=device, dtype=dtype, memory_format=layout)
+        device, dtype_name, dtype, layout = self._ready(config)
         start = time.perf_counter()
         x, back = self.to_model_size(image.to(device, torch.float32), self.size_mode(config.size_policy))
         levels = M.make_levels(self.scheduler.alphas_cumprod, config.steps)
@@ -314,9 +335,11 @@ class CODEPipeline(DiffusionPipeline):
     def _tiles_per_call(x: torch.Tensor, tile: int) -> int:
         return tiles.count(*x.shape[-2:], tile, tile_overlap(tile)) if tile else 1
 
-    def choose(self, image: torch.Tensor, config: RestoreConfig) -> list[M.AutoChoice]:
+    def choose(self, image: torch.Tensor, config: RestoreConfig, seeds: Sequence[int] | None = None
+               ) -> list[M.AutoChoice]:
         """What auto mode would do with each image of a (B, 3, H, W) batch in [-1, 1], without
-        running the network (for --dry-run). Fixed mode reports its fixed settings the same way."""
+        running the network (for --dry-run). Fixed mode reports its fixed settings the same way.
+        `seeds` is accepted for the router's sake (routing.py) and unused: the choice draws no noise."""
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"expected a (B, 3, H, W) batch, got {tuple(image.shape)}")
         x, _ = self.to_model_size(image.float(), self.size_mode(config.size_policy))

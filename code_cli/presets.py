@@ -21,8 +21,10 @@ import yaml
 from code_cli.cost import (
     AUTO_ENCODE_LANGEVIN_STEPS,
     AUTO_LINE_LANGEVIN_STEPS,
+    MODEL_AUTO,
     auto_calls,
     code_calls,
+    prior_choice_calls,
     sdedit_calls,
 )
 from code_cli.errors import ConfigError
@@ -84,11 +86,12 @@ class RestoreConfig:
     @property
     def nfe(self) -> int:
         """Network calls per image sample; in auto mode the most it can spend (an unedited image costs 0)."""
+        routing = prior_choice_calls() if self.model == MODEL_AUTO else 0
         if self.method == "sdedit":
-            return sdedit_calls(self.depth)
+            return routing + sdedit_calls(self.depth)
         if self.mode == "auto":
-            return self._auto_nfe_bound()
-        return code_calls(self.depth, [self.langevin_steps] * (1 + len(self.extra_corrections)))
+            return routing + self._auto_nfe_bound()
+        return routing + code_calls(self.depth, [self.langevin_steps] * (1 + len(self.extra_corrections)))
 
     @property
     def auto_mode(self) -> bool:

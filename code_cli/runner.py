@@ -284,7 +284,8 @@ class Run:
             self._fail(summary, j.item, j.dest, str(e))
             return
         summary.ok += 1
-        self.events.done(j, r.seconds, r.nfe, edited=r.nfe > 0 or r.info.get("auto", {}).get("edit", True))
+        # auto mode says whether it edited; a fixed method always edits
+        self.events.done(j, r.seconds, r.nfe, edited=r.info.get("auto", {}).get("edit", True))
 
     def _fail(self, summary: Summary, item: imageio.InputItem, dest: Path | None, msg: str) -> None:
         self.log.write(ImageRecord(str(item.path), str(dest) if dest else None, "failed", error=msg,
@@ -351,6 +352,9 @@ def estimate_seconds(pipe, cfg: RestoreConfig, size: tuple[int, int], edge: int 
     from code_cli import tiles as T
     from code_cli.pipeline import tile_overlap
 
+    # --model auto (routing.PriorRouter): its priors share one architecture; time one of them, as
+    # timing the router would add its choice's calls to every calibration call
+    pipe = getattr(pipe, "default", pipe)
     w, h = size
     tile = 0 if pipe.size_mode(cfg.size_policy) == "resize" else pipe.tile_size(cfg.tile, (h, w))
     edge = tile or edge

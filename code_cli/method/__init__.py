@@ -1,7 +1,7 @@
 """The numerics of CODE and its baseline SDEdit, as pure functions of
 (noise predictor, tensors, levels, generators). No files, flags or progress bars."""
 
-from code_cli.method import range_map
+from code_cli.method import prior_choice, range_map
 from code_cli.method.auto import AutoChoice, auto_restore, choose
 from code_cli.method.cbc import cbc_bound, cbc_clip
 from code_cli.method.code import CODEParams, Correction, MethodOutput, code_restore, correct, decode, encode
@@ -24,5 +24,5 @@ def get_method(name: str):
 __all__ = [
     "AutoChoice", "auto_restore", "choose", "CODEParams", "Correction", "Levels", "METHODS", "MethodOutput",
     "SDEditParams", "cbc_bound", "get_method", "cbc_clip", "code_restore", "correct", "decode", "encode", "make_levels",
-    "make_threshold", "no_threshold", "range_map", "sdedit",
+    "make_threshold", "no_threshold", "prior_choice", "range_map", "sdedit",
 ]

@@ -107,12 +107,13 @@ class AutoChoice:
     despeckle: bool = False  # pages: a 3 x 3 median first (fax speckle)
     page: dict | None = None  # pages: the readings (spikes, unevenness, ink contrast, edge width)
     decode_steps: int = 0  # sample finish after a noise entry: 0 = DDIM per grid level; n = DPM-Solver++(2M), n steps
+    choice_calls: int = 0  # calls spent choosing: 0 here (pixels only); --model auto's comparison of priors
 
     @property
     def nfe(self) -> int:
-        """Network calls this choice spends on the image (the choice itself spends none)."""
-        return auto_calls(self.edit, self.depth, self.langevin_steps, self.entry == "encode", self.finish == "sample",
-                          self.decode_steps)
+        """Network calls spent on the image: choosing (choice_calls) and the edit chosen."""
+        return self.choice_calls + auto_calls(self.edit, self.depth, self.langevin_steps, self.entry == "encode",
+                                              self.finish == "sample", self.decode_steps)
 
     def key(self) -> tuple:
         """Images whose keys are equal can run as one batch."""
@@ -120,7 +121,7 @@ class AutoChoice:
                 self.despeckle, self.decode_steps)
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "nfe": self.nfe, "choice_calls": 0}
+        return {**asdict(self), "nfe": self.nfe}
 
 
 def _abs_residual(x: torch.Tensor) -> torch.Tensor:
