@@ -27,23 +27,22 @@ from code_cli.pipeline import CODEPipeline, RestoreResult
 if TYPE_CHECKING:
     from code_cli.presets import RestoreConfig
 
-# The priors `auto` chooses between (the default first: a tie goes to it), those whose images auto
-# mode reads as printed pages, and the timesteps and window of the comparison (cost.py states them,
-# measured on held-out photographs and pages: docs/model-auto.md).
-PRIORS = MODEL_AUTO_PRIORS
+# The priors and timesteps of the comparison are stated in cost.py (MODEL_AUTO_PRIORS, the default
+# first: a tie goes to it; MODEL_AUTO_TIMESTEPS, chosen on training photographs and pages, then
+# measured on held-out ones: docs/model-auto.md). Here: the priors whose images auto mode reads as
+# printed pages, and the window the errors are read on.
 PAGE_PRIORS = frozenset({"code-prior-doc"})
-SCORE_TIMESTEPS = MODEL_AUTO_TIMESTEPS
 SCORE_WINDOW = 256
 
 
 @dataclass(frozen=True)
 class Route:
     model: str
-    errors: dict[str, list[float]]  # per prior, its error at each of SCORE_TIMESTEPS
+    errors: dict[str, list[float]]  # per prior, its error at each of MODEL_AUTO_TIMESTEPS
 
     def as_dict(self) -> dict:
-        return {"model": self.model, "timesteps": list(SCORE_TIMESTEPS), "errors": self.errors,
-                "calls": prior_choice_calls(len(self.errors), len(SCORE_TIMESTEPS))}
+        return {"model": self.model, "timesteps": list(MODEL_AUTO_TIMESTEPS), "errors": self.errors,
+                "calls": prior_choice_calls(len(self.errors), len(MODEL_AUTO_TIMESTEPS))}
 
 
 class PriorRouter:
@@ -58,7 +57,7 @@ class PriorRouter:
 
     @classmethod
     def load(cls) -> PriorRouter:
-        return cls({name: CODEPipeline.from_pretrained(name) for name in PRIORS})
+        return cls({name: CODEPipeline.from_pretrained(name) for name in MODEL_AUTO_PRIORS})
 
     # The priors share one architecture: sizes, tiles and the timing calibration are the default's.
     @property
@@ -89,7 +88,7 @@ class PriorRouter:
 
     def route(self, image: torch.Tensor, seeds: Sequence[int], config: RestoreConfig) -> list[Route]:
         """The prior each image of a (B, 3, H, W) batch in [-1, 1] goes to, and the errors behind it."""
-        errors = {name: pipe.denoising_errors(image, SCORE_TIMESTEPS, seeds, config, SCORE_WINDOW)
+        errors = {name: pipe.denoising_errors(image, MODEL_AUTO_TIMESTEPS, seeds, config, SCORE_WINDOW)
                   for name, pipe in self.pipes.items()}
         chosen = M.prior_choice.pick(errors)
         return [Route(c, {n: [round(float(v), 6) for v in e[i]] for n, e in errors.items()})
@@ -101,7 +100,7 @@ class PriorRouter:
         progress: Callable[[int], None] | None = None,
     ) -> list[RestoreResult]:
         routes = self.route(image, seeds, config)
-        spent = prior_choice_calls(len(self.pipes), len(SCORE_TIMESTEPS))
+        spent = prior_choice_calls(len(self.pipes), len(MODEL_AUTO_TIMESTEPS))
         if progress is not None:
             progress(spent)
         results: list[RestoreResult | None] = [None] * len(image)
