@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from code_cli.cost import AUTO_ENCODE_LANGEVIN_STEPS, AUTO_LINE_LANGEVIN_STEPS, auto_calls
+from code_cli.method import deblur as D
 from code_cli.method import page as P
 from code_cli.method.code import (
     CODEParams,
@@ -77,6 +78,14 @@ CONTRAST_FLOOR = 0.45
 # <= 0.0001, salt and pepper at 4 to 8% 0.020 to 0.024. Auto's noise rule alone left Tesseract's
 # error on such pages as it was (their noise is not Gaussian).
 IMPULSE_FLOOR = 0.005
+# Blurred print (method/deblur.py): read only where the print's edges are at least BLUR_WIDTH px
+# wide (sharp print 1.5 to 1.6, JPEG 1.8 to 2.2, camera shake from 2.2: the width is read across the
+# sharpest direction; the L0 reading itself keeps the identity on sharp pages, this floor saves its
+# ~10 s) and the page is not noisy.
+BLUR_WIDTH = 2.0
+# Ghosts (bleed-through, stain rims): removed when this share of pixels are mid-tones no print
+# reaches, on sharp print only: blurred print has no dark cores, and its soft edges read as ghosts.
+GHOST_FLOOR = 0.005
 
 ENTRIES = ("encode", "noise")  # how the latent is reached: ODE inversion, or the input's own noise
 FINISHES = ("sample", "mean")  # DDIM decode to level 0, or the one-step clean estimate
@@ -105,6 +114,8 @@ class AutoChoice:
     strength: float = 1.0  # the user's scale on the floors (divided) and the level's multiples (multiplied)
     flatten: bool = False  # pages: divide by the paper and stretch the ink first (method/page.py)
     despeckle: bool = False  # pages: a 3 x 3 median first (fax speckle)
+    deblur: str = ""  # pages: the point spread to invert (a method/deblur.py psf name), "" for none
+    deghost: bool = False  # pages: mid-tones no print reaches set to paper (bleed-through)
     page: dict | None = None  # pages: the readings (spikes, unevenness, ink contrast, edge width)
     decode_steps: int = 0  # sample finish after a noise entry: 0 = DDIM per grid level; n = DPM-Solver++(2M), n steps
     choice_calls: int = 0  # calls spent choosing: 0 here (pixels only); --model auto's comparison of priors
@@ -118,7 +129,7 @@ class AutoChoice:
     def key(self) -> tuple:
         """Images whose keys are equal can run as one batch."""
         return (self.edit, self.depth, self.epsilon, self.langevin_steps, self.entry, self.finish, self.flatten,
-                self.despeckle, self.decode_steps)
+                self.despeckle, self.deblur, self.deghost, self.decode_steps)
 
     def as_dict(self) -> dict:
         return {**asdict(self), "nfe": self.nfe}
@@ -284,11 +295,12 @@ def _one(
 
 
 def page_choices(x: torch.Tensor, levels: Levels, **knobs) -> list[AutoChoice]:
-    """choose() for printed pages: despeckle where isolated spikes show fax speckle, flatten where
-    the paper is uneven or the ink faded, then auto's rule on the page so corrected. Blurred print
-    is read (edge width, logged) but not edited: with code-prior-doc as trained so far every CODE
-    depth measured raised Tesseract's error on defocus, camera shake and low resolution, and
-    Sauvola's binarisation raised it on 4 of 6 blurred pages (docs/documents.md)."""
+    """choose() for printed pages, network-free corrections first, each where its reading says:
+    despeckle fax speckle; flatten uneven paper or faded ink; invert the blur of blurred print
+    (method/deblur.py: its point spread read from the page; pages enlarged from a smaller scan are
+    left alone, as no deconvolution measured helped them); set ghosts of the back's print to paper.
+    Then auto's rule on the page so corrected. CODE edits of blurred print are not used: with
+    code-prior-doc as trained so far they redrew glyphs wrongly (docs/documents.md)."""
     strength = knobs["strength"]
     spikes = P.impulse_share(x)
     speckled = spikes >= IMPULSE_FLOOR / strength
@@ -297,11 +309,37 @@ def page_choices(x: torch.Tensor, levels: Levels, **knobs) -> list[AutoChoice]:
     flat = (uneven >= UNEVEN_FLOOR / strength) | (contrast < CONTRAST_FLOOR * strength)
     y = _where(flat, P.flatten, x)
     width = P.edge_width(y)
+    quiet = noise_std(y) / 2 < knobs["floor"] / strength
+    kernels, enlarged = [""] * len(y), [0] * len(y)
+    blur_notes: list[str] = [""] * len(y)
+    for i in range(len(y)):
+        if not (bool(quiet[i]) and float(width[i]) >= BLUR_WIDTH / strength):
+            continue
+        wide = f"print {float(width[i]):.1f} px wide at its edges"
+        enlarged[i] = D.upscale_factor(D.luma(y[i]))
+        if enlarged[i]:
+            blur_notes[i] = (f"{wide}, enlarged {enlarged[i]}x from a smaller scan: no deconvolution brings "
+                             "that back, left as it is")
+            continue
+        reading = D.read_blur(y[i])
+        if reading.blurred:
+            kernels[i] = reading.name
+            y = torch.cat([y[:i], D.deconvolve(y[i:i + 1], D.psf(reading.name)), y[i + 1:]])  # not in place
+            blur_notes[i] = (f"{wide}, read as {D.describe(reading.name)} (L0 energy {reading.energy:.1f} against "
+                             f"{reading.identity_energy:.1f} unblurred): deconvolved")
+        else:
+            blur_notes[i] = f"{wide}, but read as unblurred: left as it is"
+    ghosts = P.ghost_share(y)
+    sharp = (width < BLUR_WIDTH / strength) & torch.tensor([not k for k in kernels], device=width.device)
+    ghosted = quiet & sharp & (ghosts >= GHOST_FLOOR / strength)
+    y = _where(ghosted, P.remove_ghosts, y)
     out = []
     for i, c in enumerate(choose(y, levels, **knobs)):
         readings = {"impulses": round(float(spikes[i]), 5), "unevenness": round(float(uneven[i]), 4),
-                    "ink_contrast": round(float(contrast[i]), 4), "edge_width": round(float(width[i]), 3)}
-        c = replace(c, flatten=bool(flat[i]), despeckle=bool(speckled[i]), page=readings)
+                    "ink_contrast": round(float(contrast[i]), 4), "edge_width": round(float(width[i]), 3),
+                    "ghosts": round(float(ghosts[i]), 5), "blur": kernels[i], "enlarged": enlarged[i]}
+        c = replace(c, flatten=bool(flat[i]), despeckle=bool(speckled[i]), deblur=kernels[i],
+                    deghost=bool(ghosted[i]), page=readings)
         done = []
         if c.despeckle:
             done.append(f"{float(spikes[i]):.1%} of pixels isolated spikes: despeckled")
@@ -309,9 +347,15 @@ def page_choices(x: torch.Tensor, levels: Levels, **knobs) -> list[AutoChoice]:
             what = "paper uneven" if uneven[i] >= UNEVEN_FLOOR / strength else "ink faded"
             done.append(f"{what} (unevenness {float(uneven[i]):.2f}, ink contrast {float(contrast[i]):.2f}): "
                         "flattened")
+        if c.deblur:
+            done.append(blur_notes[i])
+        if c.deghost:
+            done.append(f"{float(ghosts[i]):.1%} of pixels ghosts of print (bleed-through, stain rims): set to paper")
         if done:
             rest = c.reason.replace(": left unedited", ": no network edit") if not c.edit else c.reason
             c = replace(c, edit=True, reason="; ".join([*done, rest]))
+        elif blur_notes[i]:
+            c = replace(c, reason=f"{blur_notes[i]}; {c.reason}")
         out.append(c)
     return out
 
@@ -330,8 +374,14 @@ def page_corrections(x: torch.Tensor, choice: AutoChoice) -> torch.Tensor:
         # 0. a page with fax speckle: its spikes replaced by their neighbourhood's median
         x = P.despeckle(x)
     if choice.flatten:
-        # 0'. a page with uneven paper or faded ink: flat white paper and black ink
+        # 0b. a page with uneven paper or faded ink: flat white paper and black ink
         x = P.flatten(x)
+    if choice.deblur:
+        # 0c. blurred print: the point spread read from the page, inverted
+        x = D.deconvolve(x, D.psf(choice.deblur))
+    if choice.deghost:
+        # 0d. the back's print showing through: set to paper
+        x = P.remove_ghosts(x)
     return x
 
 

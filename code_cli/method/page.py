@@ -121,3 +121,36 @@ def flatten(x: torch.Tensor) -> torch.Tensor:
     flat = (u / bg.clamp(min=1e-3)).clamp(0, 1)
     ink = _quantiles(flat.mean(1), (INK_QUANTILE,))[:, 0].view(-1, 1, 1, 1)
     return ((flat - ink) / (1 - ink).clamp(min=1e-3)).clamp(0, 1) * 2 - 1
+
+
+# Bleed-through: the back's print shows through as a lighter, softened mirror image. Relative to the
+# paper it reads 0.6 to 0.95 (the back's ink darkens the sheet by 25 to 40% at most), real print
+# darker than INK_LEVEL at its core. Mid-tones reached from ink within GHOST_REACH px (through other
+# mid-tones) are print: anti-aliased edges, serif hairlines; the rest are ghosts.
+GHOST_LOW, GHOST_HIGH = 0.5, 0.93
+INK_LEVEL = 0.4
+GHOST_REACH = 2
+
+
+def ghost_mask(x: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) mask of mid-tone pixels not reached from print: show-through of the back, stain
+    rims, JPEG ringing far from the text."""
+    L = _luma(x)
+    L = L / _quantiles(L, (PAPER_QUANTILE,))[:, 0].clamp(min=1e-3).view(-1, 1, 1, 1)
+    ink = L < INK_LEVEL
+    toned = L <= GHOST_HIGH
+    reached = ink
+    for _ in range(GHOST_REACH):  # geodesic dilation: along toned pixels only
+        reached = ink | (F.max_pool2d(reached.float(), 3, stride=1, padding=1).bool() & toned)
+    return toned & (L >= GHOST_LOW) & ~reached
+
+
+def ghost_share(x: torch.Tensor) -> torch.Tensor:
+    """Share of the page's pixels that are ghosts, per image (clean print reads ~0)."""
+    return ghost_mask(x).flatten(1).float().mean(1)
+
+
+def remove_ghosts(x: torch.Tensor) -> torch.Tensor:
+    """Ghost pixels set to the paper's colour (each channel's PAPER_QUANTILE). [-1, 1] in and out."""
+    tone = torch.stack([_quantiles(x[:, c], (PAPER_QUANTILE,))[:, 0] for c in range(x.shape[1])], 1)
+    return torch.where(ghost_mask(x), tone.view(-1, x.shape[1], 1, 1).to(x.dtype), x)
