@@ -62,7 +62,7 @@ def make_pages(n: int, size: tuple[int, int], seed: int) -> list[Page]:
     return pages
 
 
-EXAMPLE_DEGRADATIONS = ("gaussian_noise", "shadow")
+EXAMPLE_DEGRADATIONS = ("gaussian_noise", "shadow", "motion")
 
 
 def write_examples(folder: Path, seed: int = 0) -> list[Path]:
