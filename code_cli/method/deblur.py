@@ -13,10 +13,10 @@ family the same comparison says whether the page is blurred at all. A kernel too
 blurred edges (many nonzero gradients); too large rings (a worse fit and more of both).
 
 The chosen blur is inverted by a Tikhonov filter on the gradients,
-x = F^-1[conj(K) Y / (|K|^2 + w |D|^2)], per channel: on held-out tuning pages it let Tesseract
-read better than the L0 solution itself, whose flat strokes lose thin counters.
+x = F^-1[conj(K) Y / (|K|^2 + w |D|^2)], per channel: on the tuning pages (training fonts) it let Tesseract read better
+than the L0 solution itself, whose flat strokes fill thin counters.
 
-`upscale_factor` reads whether the page was enlarged from a smaller scan by an integer factor:
+`upscale_factor` reads whether the page was enlarged from a smaller scan by an odd factor:
 no deconvolution brings back what the small scan never held (measured: it made such pages read
 worse), so the caller leaves those alone.
 
@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 
 # The L0 weight, the share of it on intensity, and the HQS schedule: beta from 2 lam, doubling
-# to BETA_MAX. Doubling (not x4) measured needed: with x4 the chosen kernel missed one defocus
-# page in six.
+# to BETA_MAX. Doubling, not x4: with x4 (and an earlier, coarser family) one defocused tuning
+# page in six was read as a shake.
 L0_WEIGHT = 4e-3
 L0_INTENSITY = 1.0
 BETA_MAX = 1e5
