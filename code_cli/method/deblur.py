@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from code_cli.method import page as P
+
 # The L0 weight, the share of it on intensity, and the HQS schedule: beta from 2 lam, doubling
 # to BETA_MAX. Doubling, not x4: with x4 (and an earlier, coarser family) one defocused tuning
 # page in six was read as a shake.
@@ -166,6 +168,13 @@ def stack(kernels: list[torch.Tensor]) -> torch.Tensor:
     return out
 
 
+def _difference_otfs(shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+    """|Dx|^2 + |Dy|^2: the transfer of the forward differences, summed in power."""
+    Dx = _otf(torch.tensor([[1.0, -1.0]], dtype=dtype), shape)
+    Dy = _otf(torch.tensor([[1.0], [-1.0]], dtype=dtype), shape)
+    return Dx.abs().square() + Dy.abs().square()
+
+
 def _gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward differences, circular (as the FFT sees the image)."""
     return torch.roll(x, -1, -1) - x, torch.roll(x, -1, -2) - x
@@ -178,11 +187,9 @@ def l0_deconvolve(y: torch.Tensor, k: torch.Tensor, lam: float = L0_WEIGHT) -> t
     y (H, W); k (kh, kw) or a batch (N, kh, kw), giving (N, H, W)."""
     shape = y.shape[-2:]
     K = _otf(k.to(y.dtype), shape)
-    Dx = _otf(torch.tensor([[1.0, -1.0]], dtype=y.dtype), shape)  # -(forward difference)
-    Dy = _otf(torch.tensor([[1.0], [-1.0]], dtype=y.dtype), shape)
     KtY = K.conj() * torch.fft.rfft2(y)
     K2 = K.abs().square()
-    D2 = Dx.abs().square() + Dy.abs().square()
+    D2 = _difference_otfs(shape, y.dtype)
     x = y.expand_as(KtY.real[..., :1].expand(*KtY.shape[:-1], shape[-1])).clone()
     beta = 2 * lam
     while beta < BETA_MAX:
@@ -225,8 +232,7 @@ def l0_energy(y: torch.Tensor, kernels: torch.Tensor, lam: float = L0_WEIGHT, ma
 def luma(x: torch.Tensor) -> torch.Tensor:
     """(3, H, W) on [-1, 1] -> (H, W) luminance on [0, 1], float64 on the CPU (the same reading on
     every device)."""
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64).view(3, 1, 1)
-    return ((x.detach().cpu().double() + 1) / 2 * w).sum(0)
+    return P._luma(x.detach().cpu().double()[None])[0, 0]
 
 
 def ink_window(L: torch.Tensor, size: int = WINDOW) -> torch.Tensor:
@@ -284,9 +290,7 @@ def deconvolve(x: torch.Tensor, k: torch.Tensor, weight: float = INVERSE_WEIGHT)
     u = F.pad((x.double() + 1) / 2, (r, r, r, r), mode=mode)
     shape = u.shape[-2:]
     K = _otf(k.double(), shape)
-    Dx = _otf(torch.tensor([[1.0, -1.0]], dtype=torch.float64), shape)
-    Dy = _otf(torch.tensor([[1.0], [-1.0]], dtype=torch.float64), shape)
-    filt = K.conj() / (K.abs().square() + weight * (Dx.abs().square() + Dy.abs().square()))
+    filt = K.conj() / (K.abs().square() + weight * _difference_otfs(shape, torch.float64))
     out = torch.fft.irfft2(torch.fft.rfft2(u.cpu()) * filt, s=shape)[..., r:r + H, r:r + W]
     return (out.clamp(0, 1) * 2 - 1).to(x.dtype).to(x.device)
 
