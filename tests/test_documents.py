@@ -217,6 +217,32 @@ def test_page_rule_leaves_clean_print_alone_and_acts_on_each_problem(levels):
     assert all(ch.nfe <= bound for ch in c)
 
 
+def test_blockiness_finds_the_jpeg_grid_at_any_phase_and_nothing_else():
+    a = page(7)[0]
+    jpeg = to_x(degrade(a, "jpeg", 3))
+    assert float(P.blockiness(jpeg)[0]) > auto.BLOCKY_FLOOR
+    # cropped after compression: the grid's phase moves, the reading does not
+    assert float(P.blockiness(jpeg[..., 3:, 5:])[0]) > auto.BLOCKY_FLOOR
+    others = torch.cat([to_x(a)] + [to_x(degrade(a, d, 3)) for d in DEGRADATIONS if d != "jpeg"])
+    assert float(P.blockiness(others).max()) < auto.BLOCKY_FLOOR
+
+
+def test_a_jpeg_page_gets_sdedit_from_the_jpeg_depth(levels, gaussian):
+    a = page(7)[0]
+    x = torch.cat([to_x(degrade(a, "jpeg", 3)), to_x(a)])
+    c = auto.choose(x, levels, page=True, **KNOBS)
+    assert c[0].edit and c[0].entry == "fresh" and c[0].depth == auto.JPEG_DEPTH and "JPEG" in c[0].reason
+    assert c[0].nfe == auto.JPEG_DEPTH and not c[0].deghost
+    assert not c[1].edit and c[1].page["blockiness"] < auto.BLOCKY_FLOOR
+    cfg = build_config("doc", {})[0]
+    from code_cli.pipeline import code_params
+
+    out = auto.auto_restore(gaussian, x[:1].double(), levels, c[0], code_params(cfg), lambda v: v,
+                            [torch.Generator().manual_seed(0)])
+    assert out.nfe == gaussian.calls == auto.JPEG_DEPTH
+    assert out.info["t_latent"] == c[0].t and math.isfinite(float(out.x.sum()))
+
+
 def test_page_rule_without_page_is_auto_as_before(levels):
     x = to_x(degrade(page(5)[0], "defocus", 0))
     plain = auto.choose(x, levels, **KNOBS)[0]

@@ -37,6 +37,7 @@ from code_cli.method.code import (
 from code_cli.method.ddim import ddim_move
 from code_cli.method.noise import randn_like_per_image
 from code_cli.method.schedule import Levels, decode_levels
+from code_cli.method.sdedit import SDEditParams, sdedit
 from code_cli.method.solver import dpm_decode
 from code_cli.method.threshold import Threshold
 
@@ -87,7 +88,18 @@ BLUR_WIDTH = 2.0
 # reaches, on sharp print only: blurred print has no dark cores, and its soft edges read as ghosts.
 GHOST_FLOOR = 0.005
 
-ENTRIES = ("encode", "noise")  # how the latent is reached: ODE inversion, or the input's own noise
+# JPEG (method/page.py blockiness): 13 tuning pages in the training fonts read 1.47 to 2.26 at quality 5
+# to 15, every other degradation and clean print 1.00 to 1.26 (faded ink the highest). Such a page gets
+# SDEdit from JPEG_DEPTH: fresh noise to t = 29 (std 0.054 on [0, 1], above the artefacts) and 3
+# ancestral steps back. Tesseract's error on those pages (docs/documents.md, "JPEG"): input 0.0115;
+# SDEdit from depth 2, 3, 4, 6: 0.0075, 0.0051, 0.0053, 0.0072 (depth 3 worse on one page of 13, by
+# 0.004); ODE inversion (CODE, 4 Langevin steps) from depth 2 or 4: 0.0069, 0.0072; the ghost rule,
+# which reads JPEG ringing as ghosts, 0.0115 with or without it.
+BLOCKY_FLOOR = 1.35
+JPEG_DEPTH = 3
+
+ENTRIES = ("encode", "noise", "fresh")  # how the latent is reached: ODE inversion, the input's own noise, or
+# fresh noise added (SDEdit's entry, with its ancestral decode)
 FINISHES = ("sample", "mean")  # DDIM decode to level 0, or the one-step clean estimate
 
 # Immerkaer's Laplacian-difference mask: zero on locally linear image content.
@@ -329,15 +341,25 @@ def page_choices(x: torch.Tensor, levels: Levels, **knobs) -> list[AutoChoice]:
                              f"{reading.identity_energy:.1f} unblurred): deconvolved")
         else:
             blur_notes[i] = f"{wide}, but read as unblurred: left as it is"
+    blocks = P.blockiness(x)
+    blocky = (blocks - 1 >= (BLOCKY_FLOOR - 1) / strength) & torch.tensor([not k for k in kernels], device=x.device)
     ghosts = P.ghost_share(y)
     sharp = (width < BLUR_WIDTH / strength) & torch.tensor([not k for k in kernels], device=width.device)
-    ghosted = quiet & sharp & (ghosts >= GHOST_FLOOR / strength)
+    # JPEG ringing reads as ghosts; on a blocky page the edit below removes it with the blocks
+    ghosted = quiet & sharp & (ghosts >= GHOST_FLOOR / strength) & ~blocky
     y = _where(ghosted, P.remove_ghosts, y)
     out = []
     for i, c in enumerate(choose(y, levels, **knobs)):
         readings = {"impulses": round(float(spikes[i]), 5), "unevenness": round(float(uneven[i]), 4),
                     "ink_contrast": round(float(contrast[i]), 4), "edge_width": round(float(width[i]), 3),
-                    "ghosts": round(float(ghosts[i]), 5), "blur": kernels[i], "enlarged": enlarged[i]}
+                    "ghosts": round(float(ghosts[i]), 5), "blockiness": round(float(blocks[i]), 3),
+                    "blur": kernels[i], "enlarged": enlarged[i]}
+        if blocky[i] and c.depth <= JPEG_DEPTH and knobs.get("depth") is None:
+            # JPEG: unless the page is noisier than the edit's own noise, SDEdit from JPEG_DEPTH
+            t = int(levels.t[JPEG_DEPTH])
+            c = replace(c, edit=True, depth=JPEG_DEPTH, t=t, langevin_steps=0, entry="fresh", finish="sample",
+                        decode_steps=0, reason=f"8 x 8 block grid in the paper (blockiness {float(blocks[i]):.2f}): "
+                        f"JPEG artefacts, fresh noise to t = {t} and {JPEG_DEPTH} ancestral steps back (SDEdit)")
         c = replace(c, flatten=bool(flat[i]), despeckle=bool(speckled[i]), deblur=kernels[i],
                     deghost=bool(ghosted[i]), page=readings)
         done = []
@@ -400,6 +422,9 @@ def auto_restore(
     base = params.corrections[0]
     c = Correction(depth=choice.depth, steps=choice.langevin_steps, epsilon=choice.epsilon,
                    stages=base.stages, factor=base.factor)
+    if choice.entry == "fresh":
+        # SDEdit: fresh noise to level L (covering the artefacts), ancestral steps down the grid
+        return sdedit(model, x, levels, SDEditParams(depth=choice.depth), threshold, generators, progress)
     if choice.entry == "encode" and choice.finish == "sample" and choice.langevin_steps:
         return code_restore(model, x, levels, replace(params, corrections=(c,)), threshold, generators, progress)
     eta = params.eta if params.cbc else None
