@@ -227,19 +227,24 @@ def test_blockiness_finds_the_jpeg_grid_at_any_phase_and_nothing_else():
     assert float(P.blockiness(others).max()) < auto.BLOCKY_FLOOR
 
 
-def test_a_jpeg_page_gets_sdedit_from_the_jpeg_depth(levels, gaussian):
+def test_a_jpeg_page_gets_sdedit_from_t_29_on_any_grid(levels, gaussian, abar_T):
     a = page(7)[0]
     x = torch.cat([to_x(degrade(a, "jpeg", 3)), to_x(a)])
     c = auto.choose(x, levels, page=True, **KNOBS)
-    assert c[0].edit and c[0].entry == "fresh" and c[0].depth == auto.JPEG_DEPTH and "JPEG" in c[0].reason
-    assert c[0].nfe == auto.JPEG_DEPTH and not c[0].deghost
+    k = auto.jpeg_level(levels)
+    assert k == 3 and c[0].t == auto.JPEG_T  # the doc preset's grid: 100 steps
+    assert c[0].edit and c[0].entry == "fresh" and c[0].depth == k and "JPEG" in c[0].reason
+    assert c[0].nfe == k and not c[0].deghost
+    # another grid: the level nearest the same timestep
+    l50 = make_levels(abar_T, 50)
+    assert abs(int(l50.t[auto.jpeg_level(l50)]) - auto.JPEG_T) <= 10
     assert not c[1].edit and c[1].page["blockiness"] < auto.BLOCKY_FLOOR
     cfg = build_config("doc", {})[0]
     from code_cli.pipeline import code_params
 
     out = auto.auto_restore(gaussian, x[:1].double(), levels, c[0], code_params(cfg), lambda v: v,
                             [torch.Generator().manual_seed(0)])
-    assert out.nfe == gaussian.calls == auto.JPEG_DEPTH
+    assert out.nfe == gaussian.calls == k
     assert out.info["t_latent"] == c[0].t and math.isfinite(float(out.x.sum()))
 
 

@@ -90,13 +90,14 @@ GHOST_FLOOR = 0.005
 
 # JPEG (method/page.py blockiness): 13 tuning pages in the training fonts read 1.47 to 2.26 at quality 5
 # to 15, every other degradation and clean print 1.00 to 1.26 (faded ink the highest). Such a page gets
-# SDEdit from JPEG_DEPTH: fresh noise to t = 29 (std 0.054 on [0, 1], above the artefacts) and 3
-# ancestral steps back. Tesseract's error on those pages (docs/documents.md, "JPEG"): input 0.0115;
+# SDEdit from JPEG_T: fresh noise to t = 29 (std 0.054 on [0, 1], above the artefacts) and ancestral
+# steps back down the grid (3 on the doc preset's 100-step grid, where it is level 3). Tesseract's
+# error on those pages (docs/documents.md, "JPEG"): input 0.0115;
 # SDEdit from depth 2, 3, 4, 6: 0.0075, 0.0051, 0.0053, 0.0072 (depth 3 worse on one page of 13, by
 # 0.004); ODE inversion (CODE, 4 Langevin steps) from depth 2 or 4: 0.0069, 0.0072; the ghost rule,
 # which reads JPEG ringing as ghosts, 0.0115 with or without it.
 BLOCKY_FLOOR = 1.35
-JPEG_DEPTH = 3
+JPEG_T = 29
 
 ENTRIES = ("encode", "noise", "fresh")  # how the latent is reached: ODE inversion, the input's own noise, or
 # fresh noise added (SDEdit's entry, with its ancestral decode)
@@ -342,6 +343,7 @@ def page_choices(x: torch.Tensor, levels: Levels, **knobs) -> list[AutoChoice]:
         else:
             blur_notes[i] = f"{wide}, but read as unblurred: left as it is"
     blocks = P.blockiness(x)
+    jpeg_depth = jpeg_level(levels)
     blocky = (blocks - 1 >= (BLOCKY_FLOOR - 1) / strength) & torch.tensor([not k for k in kernels], device=x.device)
     ghosts = P.ghost_share(y)
     sharp = (width < BLUR_WIDTH / strength) & torch.tensor([not k for k in kernels], device=width.device)
@@ -354,12 +356,12 @@ def page_choices(x: torch.Tensor, levels: Levels, **knobs) -> list[AutoChoice]:
                     "ink_contrast": round(float(contrast[i]), 4), "edge_width": round(float(width[i]), 3),
                     "ghosts": round(float(ghosts[i]), 5), "blockiness": round(float(blocks[i]), 3),
                     "blur": kernels[i], "enlarged": enlarged[i]}
-        if blocky[i] and c.depth <= JPEG_DEPTH and knobs.get("depth") is None:
-            # JPEG: unless the page is noisier than the edit's own noise, SDEdit from JPEG_DEPTH
-            t = int(levels.t[JPEG_DEPTH])
-            c = replace(c, edit=True, depth=JPEG_DEPTH, t=t, langevin_steps=0, entry="fresh", finish="sample",
+        if blocky[i] and c.depth <= jpeg_depth and knobs.get("depth") is None:
+            # JPEG: unless the page is noisier than the edit's own noise, SDEdit from t = JPEG_T
+            t = int(levels.t[jpeg_depth])
+            c = replace(c, edit=True, depth=jpeg_depth, t=t, langevin_steps=0, entry="fresh", finish="sample",
                         decode_steps=0, reason=f"8 x 8 block grid in the paper (blockiness {float(blocks[i]):.2f}): "
-                        f"JPEG artefacts, fresh noise to t = {t} and {JPEG_DEPTH} ancestral steps back (SDEdit)")
+                        f"JPEG artefacts, fresh noise to t = {t} and {jpeg_depth} ancestral steps back (SDEdit)")
         c = replace(c, flatten=bool(flat[i]), despeckle=bool(speckled[i]), deblur=kernels[i],
                     deghost=bool(ghosted[i]), page=readings)
         done = []
@@ -380,6 +382,11 @@ def page_choices(x: torch.Tensor, levels: Levels, **knobs) -> list[AutoChoice]:
             c = replace(c, reason=f"{blur_notes[i]}; {c.reason}")
         out.append(c)
     return out
+
+
+def jpeg_level(levels: Levels) -> int:
+    """The level of the grid nearest t = JPEG_T (at least 1): where a JPEG page's SDEdit starts."""
+    return max(1, int((levels.t - JPEG_T).abs().argmin()))
 
 
 def _where(mask: torch.Tensor, correct, x: torch.Tensor) -> torch.Tensor:
