@@ -342,11 +342,12 @@ def page_choices(x: torch.Tensor, levels: Levels, **knobs) -> list[AutoChoice]:
                              f"{reading.identity_energy:.1f} unblurred): deconvolved")
         else:
             blur_notes[i] = f"{wide}, but read as unblurred: left as it is"
+    undeblurred = torch.tensor([not k for k in kernels], device=width.device)
     blocks = P.blockiness(x)
     jpeg_depth = jpeg_level(levels)
-    blocky = (blocks - 1 >= (BLOCKY_FLOOR - 1) / strength) & torch.tensor([not k for k in kernels], device=x.device)
+    blocky = (blocks - 1 >= (BLOCKY_FLOOR - 1) / strength) & undeblurred
     ghosts = P.ghost_share(y)
-    sharp = (width < BLUR_WIDTH / strength) & torch.tensor([not k for k in kernels], device=width.device)
+    sharp = (width < BLUR_WIDTH / strength) & undeblurred
     # JPEG ringing reads as ghosts; on a blocky page the edit below removes it with the blocks
     ghosted = quiet & sharp & (ghosts >= GHOST_FLOOR / strength) & ~blocky
     y = _where(ghosted, P.remove_ghosts, y)
