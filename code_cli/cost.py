@@ -42,9 +42,10 @@ def decode_calls(depth: int, decode_steps: int) -> int:
 
 
 def auto_calls(edit: bool, depth: int, langevin_steps: int, encode: bool, sample: bool, decode_steps: int = 0) -> int:
-    """auto: nothing for an unedited image; else L to encode (none when the input's own noise is the latent),
-    K + 1 for a correction (none for K = 0), and L to decode (decode_calls after a noise entry: an ODE
-    inversion is decoded on its own grid) or 1 for the one-step clean estimate."""
+    """auto: nothing for an unedited image; else L to encode (none when the input's own noise is the latent,
+    or fresh noise is added: SDEdit's entry, which pages with JPEG blocks get), K + 1 for a correction (none
+    for K = 0), and L to decode (decode_calls after a noise or fresh entry: an ODE inversion is decoded on
+    its own grid) or 1 for the one-step clean estimate."""
     if not edit or depth == 0:  # depth 0: a page flattened without a network edit
         return 0
     finish = (depth if encode else decode_calls(depth, decode_steps)) if sample else 1
