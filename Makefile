@@ -112,9 +112,9 @@ train: $(VENV)/.installed
 # elsewhere: on an AVX2-only CPU bf16 autocast ran 34 to 49 s per step against 3.2 in float32 (measured
 # 2026-12-02). --minutes counts across sessions: the run resumes from
 # runs/prior-doc/checkpoint.pt (committed, so a fresh clone continues it) and writes the held-out
-# denoising curve to runs/prior-doc/curve.jsonl every 5 minutes. The shipped weights are at 390
+# denoising curve to runs/prior-doc/curve.jsonl every 5 minutes. The shipped weights are at 450
 # minutes; raise DOC_MINUTES to train on.
-DOC_MINUTES ?= 390
+DOC_MINUTES ?= 450
 DOC_BF16 := $(shell grep -qE 'avx512_bf16|amx_bf16' /proc/cpuinfo 2>/dev/null && echo --bf16)
 DOC_TRAIN = $(PY) -m code_cli.prior.train --size doc --pages 2000 --out runs/prior-doc $(DOC_BF16) --channels-last
 train-doc: $(VENV)/.debs
