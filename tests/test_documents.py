@@ -19,6 +19,7 @@ from code_cli.bench.doc_degrade import DEGRADATIONS, degrade, disk, motion_kerne
 from code_cli.method import auto
 from code_cli.method import page as P
 from code_cli.method.schedule import make_levels
+from code_cli.pipeline import code_params
 from code_cli.presets import build_config
 from code_cli.prior.pages import (
     HELDOUT_FONTS,
@@ -240,8 +241,6 @@ def test_a_jpeg_page_gets_sdedit_from_t_29_on_any_grid(levels, gaussian, abar_T)
     assert abs(int(l50.t[auto.jpeg_level(l50)]) - auto.JPEG_T) <= 10
     assert not c[1].edit and c[1].page["blockiness"] < auto.BLOCKY_FLOOR
     cfg = build_config("doc", {})[0]
-    from code_cli.pipeline import code_params
-
     out = auto.auto_restore(gaussian, x[:1].double(), levels, c[0], code_params(cfg), lambda v: v,
                             [torch.Generator().manual_seed(0)])
     assert out.nfe == gaussian.calls == k
@@ -259,8 +258,6 @@ def test_a_flattened_page_without_an_edit_costs_no_calls(levels, gaussian):
     c = auto.choose(x, levels, page=True, **KNOBS)[0]
     assert c.flatten and c.depth == 0 and c.nfe == 0
     cfg = build_config("doc", {})[0]
-    from code_cli.pipeline import code_params
-
     out = auto.auto_restore(gaussian, x.double(), levels, c, code_params(cfg), lambda v: v,
                             [torch.Generator().manual_seed(0)])
     assert out.nfe == 0 and gaussian.calls == 0

@@ -427,12 +427,12 @@ def auto_restore(
     x = page_corrections(x, choice)
     if choice.depth == 0:  # corrected, and nothing left for the network
         return MethodOutput(x=x, nfe=0, info={"t_latent": 0})
-    base = params.corrections[0]
-    c = Correction(depth=choice.depth, steps=choice.langevin_steps, epsilon=choice.epsilon,
-                   stages=base.stages, factor=base.factor)
     if choice.entry == "fresh":
         # SDEdit: fresh noise to level L (covering the artefacts), ancestral steps down the grid
         return sdedit(model, x, levels, SDEditParams(depth=choice.depth), threshold, generators, progress)
+    base = params.corrections[0]
+    c = Correction(depth=choice.depth, steps=choice.langevin_steps, epsilon=choice.epsilon,
+                   stages=base.stages, factor=base.factor)
     if choice.entry == "encode" and choice.finish == "sample" and choice.langevin_steps:
         return code_restore(model, x, levels, replace(params, corrections=(c,)), threshold, generators, progress)
     eta = params.eta if params.cbc else None
