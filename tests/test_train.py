@@ -22,6 +22,7 @@ from code_cli.prior.train import (
     SIZES,
     Runtime,
     TrainConfig,
+    branch,
     build_unet,
     export,
     learning_rate,
@@ -112,6 +113,26 @@ def test_a_resumed_phase_cools_down_over_its_own_steps(tmp_path):
     last_lr = state["opt"]["param_groups"][0]["lr"]
     assert last_lr == pytest.approx(learning_rate(cool, 5, 0.75), rel=1e-3)
     assert last_lr != pytest.approx(learning_rate(cool, 5, 5 / 6), rel=1e-3)
+
+
+def test_a_branch_cools_a_copy_and_resumes_until_its_source_moves_on(tmp_path):
+    """branch() copies the constant-rate run, resumes the copy while the source stays
+    at the step it was copied from, and starts over from the source once it trained on."""
+    src, cool = tmp_path / "run", tmp_path / "cool"
+    train(src, minutes=60, max_steps=2, cfg=TINY, photos=photos())
+    cooling = TrainConfig(**{**TINY.__dict__, "lr_end": 0.1})
+    branch(src, cool)
+    train(cool, minutes=60, max_steps=3, cfg=cooling, photos=photos())
+    branch(src, cool)  # same source step: the copy resumes
+    state = torch.load(train(cool, minutes=60, max_steps=4, cfg=cooling, photos=photos()), weights_only=True)
+    assert state["step"] == 4 and [p["from_step"] for p in state["phases"]] == [0, 2]
+    assert torch.load(src / "checkpoint.pt", weights_only=True)["step"] == 2  # the source is untouched
+    train(src, minutes=60, max_steps=3, cfg=TINY, photos=photos())
+    branch(src, cool)  # the source moved on: the copy starts again from it
+    state = torch.load(train(cool, minutes=60, max_steps=4, cfg=cooling, photos=photos()), weights_only=True)
+    assert [p["from_step"] for p in state["phases"]] == [0, 3]
+    with pytest.raises(SystemExit, match="no checkpoint to branch from"):
+        branch(tmp_path / "missing", tmp_path / "other")
 
 
 def photo_folder(tmp_path, sizes: dict[str, tuple[int, int, str]]):

@@ -449,7 +449,9 @@ def train(
         if time.monotonic() - last_save > 300:
             save()
             last_save = time.monotonic()
-    save()
+    # A run already at its budget saves nothing: no new probe point, the checkpoint as it was.
+    if step > session_step or not ckpt.exists():
+        save()
     loss_text = "-" if loss_ema is None else f"{loss_ema.item():.4f}"
     print(f"done: step {step}, loss {loss_text}, {(time.monotonic() - t0) / 60:.1f} min", flush=True)
     return ckpt
@@ -492,6 +494,30 @@ def export(ckpt: Path, dest: Path, fp16: bool = False, max_shard_mb: float | Non
     print(f"exported {dest} (step {state['step']})")
 
 
+def branch(src: Path, out: Path) -> None:
+    """Start the run in `out` from `src`'s checkpoint and curve, unless `out` already
+    continues that very checkpoint (then it resumes as usual).
+
+    A finishing phase (the cool-down: the learning rate decayed to a few percent) is
+    run on a copy so that `src` can train on at its constant rate later and be cooled
+    again from further on; the cooled weights are the ones exported."""
+    src_ckpt = src / "checkpoint.pt"
+    if not src_ckpt.exists():
+        raise SystemExit(f"{src_ckpt}: no checkpoint to branch from")
+    src_step = torch.load(src_ckpt, weights_only=True, map_location="cpu")["step"]
+    marker = out / "branch.json"
+    if (out / "checkpoint.pt").exists() and marker.exists() and json.loads(marker.read_text())["step"] == src_step:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("checkpoint.pt", "curve.jsonl"):
+        if (src / name).exists():
+            tmp = out / (name + ".tmp")
+            tmp.write_bytes((src / name).read_bytes())
+            tmp.replace(out / name)
+    marker.write_text(json.dumps({"from": str(src), "step": src_step}) + "\n")
+    print(f"branched {out} from {src_ckpt} at step {src_step}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, help="run folder (checkpoint lives here)")
@@ -529,6 +555,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, help="bfloat16 autocast of the forward pass")
     ap.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="NHWC memory layout")
     ap.add_argument("--compile", action="store_true", help="torch.compile the network (pays off on a GPU)")
+    ap.add_argument(
+        "--branch-from",
+        type=Path,
+        metavar="DIR",
+        help="start --out from DIR's checkpoint unless --out already continues it (a cool-down on a copy)",
+    )
     ap.add_argument("--export", type=Path, help="only export the checkpoint in --out to this folder")
     ap.add_argument("--fp16", action="store_true", help="export float16 weights")
     ap.add_argument("--max-shard-mb", type=float, help="export the weights in safetensors shards of at most this size")
@@ -563,6 +595,8 @@ def main(argv: list[str] | None = None) -> None:
         channels_last=gpu if a.channels_last is None else a.channels_last,
         compile=a.compile,
     )
+    if a.branch_from:
+        branch(a.branch_from, a.out)
     if a.pages:
         data = page_data(a.pages, a.page_size, a.seed)
     else:
