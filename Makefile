@@ -112,15 +112,21 @@ train: $(VENV)/.installed
 # elsewhere: on an AVX2-only CPU bf16 autocast ran 34 to 49 s per step against 3.2 in float32 (measured
 # 2026-12-02). --minutes counts across sessions: the run resumes from
 # runs/prior-doc/checkpoint.pt (committed, so a fresh clone continues it) and writes the held-out
-# denoising curve to runs/prior-doc/curve.jsonl every 5 minutes. The shipped weights are at 450
-# minutes; raise DOC_MINUTES to train on.
+# denoising curve to runs/prior-doc/curve.jsonl every 5 minutes. That constant-rate run is at
+# 450 minutes; raise DOC_MINUTES to train it on. The shipped weights then get code-prior-s's
+# finishing phase, a cool-down (learning rate decayed to 5% by a cosine, EMA 0.995) of
+# DOC_COOL_MINUTES more, run on a copy in runs/prior-doc-cool (--branch-from), so that the
+# constant-rate run stays resumable and can be cooled again from further on.
 DOC_MINUTES ?= 450
+DOC_COOL_MINUTES ?= 75
 DOC_BF16 := $(shell grep -qE 'avx512_bf16|amx_bf16' /proc/cpuinfo 2>/dev/null && echo --bf16)
-DOC_TRAIN = $(PY) -m code_cli.prior.train --size doc --pages 2000 --out runs/prior-doc $(DOC_BF16) --channels-last
+DOC_TRAIN = $(PY) -m code_cli.prior.train --size doc --pages 2000 $(DOC_BF16) --channels-last
 train-doc: $(VENV)/.debs
-	$(DOC_TRAIN) --init code-prior-s --minutes $(DOC_MINUTES)
-	$(PY) -m code_cli.prior.train --out runs/prior-doc --export code_cli/weights/code-prior-doc --fp16
-	cp runs/prior-doc/curve.jsonl code_cli/weights/code-prior-doc/curve.jsonl
+	$(DOC_TRAIN) --out runs/prior-doc --init code-prior-s --minutes $(DOC_MINUTES)
+	$(DOC_TRAIN) --out runs/prior-doc-cool --branch-from runs/prior-doc \
+		--minutes $$(($(DOC_MINUTES) + $(DOC_COOL_MINUTES))) --lr-end 0.05 --ema-max 0.995
+	$(PY) -m code_cli.prior.train --out runs/prior-doc-cool --export code_cli/weights/code-prior-doc --fp16
+	cp runs/prior-doc-cool/curve.jsonl code_cli/weights/code-prior-doc/curve.jsonl
 
 # The same three phases on code-prior-s's first 17 photographs (the weights shipped
 # until 2026-11-27), into runs/code-prior-s-17, for comparisons.
