@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -512,7 +513,7 @@ def branch(src: Path, out: Path) -> None:
     for name in ("checkpoint.pt", "curve.jsonl"):
         if (src / name).exists():
             tmp = out / (name + ".tmp")
-            tmp.write_bytes((src / name).read_bytes())
+            shutil.copyfile(src / name, tmp)  # streamed: the checkpoint is about 100 MB
             tmp.replace(out / name)
     marker.write_text(json.dumps({"from": str(src), "step": src_step}) + "\n")
     print(f"branched {out} from {src_ckpt} at step {src_step}", flush=True)
